@@ -1,0 +1,82 @@
+-- compiler.diag: diagnostics are data.
+--
+--   {code="E201", kind="unknown-identifier", line=3, column=5, message="Failed to resolve identifier msg"}
+--
+-- line/column: 1-based, in the policy as the client sent it, column in characters (code points).
+-- Codes and kinds:
+--   E000 internal               a bug in the compiler (never expected)
+--   E101 syntax                 the first syntax error only; message "expected X but found Y"
+--   E201 unknown-identifier     "Failed to resolve identifier <name>"
+--   E202 unknown-type           "Failed to resolve type <T>"
+--   E203 duplicate-declaration  "Variable <name> already declared"
+--   E204 unknown-module         "Module '<m>' could not be resolved"
+--   E205 unknown-import         "Module '<m>' has no attribute '<name>'"
+--   E301 wildcard-outside-pattern   "You cannot use wildcards outside of semantic patterns (e.g. tool:abc(*, 12))"
+--   E302 valueref-outside-pattern   "You cannot use value references outside of semantic patterns (e.g. tool:abc(<VALUE>, 12))"
+--   E303 identifier-in-pattern  "Identifiers are not allowed inside semantic patterns: <name>"
+--   E304 unknown-value-type     "Unsupported value type: <X>. Available types: EMAIL_ADDRESS LOCATION PHONE_NUMBER PERSON MODERATED DUMMY"
+--   E305 unsupported-pattern    "Unsupported semantic pattern: ..."
+--   E306 positional-after-keyword "Positional argument follows keyword argument"
+--   E307 duplicate-keyword      "Keyword argument repeated: <k>"
+--   E308 not-callable           "Expected function, got <class 'type'>"
+--   E309 quantifier-arity       wrong arguments for forall / count
+--   E310 not-a-quantifier       a block opened after something that is not a quantifier
+--   E311 misplaced-assignment   `x := e` nested inside an expression
+--   E312 flow-operand           an operand of `->` / `~>` that is not a name or typed variable
+--   E313 misplaced-import       (reserved)
+
+local ipairs, tostring, sort, format = ipairs, tostring, table.sort, string.format
+local _ENV = nil
+
+local M = {}
+
+function M.new(code, kind, line, column, message)
+   return { code = code, kind = kind, line = line or 1, column = column or 1, message = message }
+end
+
+function M.at(node, code, kind, message)
+   return M.new(code, kind, node and node.line or 1, node and node.col or 1, message)
+end
+
+function M.internal(message)
+   return { code = "E000", kind = "internal", line = 1, column = 1, message = message }
+end
+
+function M.has_errors(diags)
+   return diags[1] ~= nil
+end
+
+-- Syntax and internal errors stop every later pass.
+function M.has_fatal(diags)
+   for _, d in ipairs(diags) do
+      if d.kind == "syntax" or d.kind == "internal" then return true end
+   end
+   return false
+end
+
+-- Stable sort by (line, column), duplicates (same code, line, column, message) removed.
+function M.sorted(diags)
+   local items = {}
+   for i, d in ipairs(diags) do items[i] = { d = d, i = i } end
+   sort(items, function(a, b)
+      if a.d.line ~= b.d.line then return a.d.line < b.d.line end
+      if a.d.column ~= b.d.column then return a.d.column < b.d.column end
+      return a.i < b.i
+   end)
+   local out, seen = {}, {}
+   for _, it in ipairs(items) do
+      local d = it.d
+      local k = format("%s|%d|%d|%s", d.code, d.line, d.column, tostring(d.message))
+      if not seen[k] then
+         seen[k] = true
+         out[#out + 1] = d
+      end
+   end
+   return out
+end
+
+function M.format(d, file)
+   return format("%s:%d:%d: %s", file or "policy", d.line, d.column, d.message)
+end
+
+return M
