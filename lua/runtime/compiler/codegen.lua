@@ -1,0 +1,472 @@
+-- compiler.codegen: lowered policy (state.ir, see lower.lua) -> Lua source (state.lua).
+--
+-- The output calls only the policy API of docs/policy-api.md (rule, var, let, cond, flow, succ,
+-- forall, count, predicate, const, CONST, input, Violation, FLOW, SUCC, V, B, PAT). It keeps
+-- policy line N on Lua line N: every body item is a call inside the `rule { ... }` table
+-- constructor placed on its own policy line, sub-expressions move to the line they start on, and
+-- positions (line, col) travel as data for runtime errors. Line 1 starts with a short prelude of
+-- local helpers; semantic patterns are built once, after the last policy line (`K[k] = ...`).
+local ipairs, pairs, type, tostring, concat = ipairs, pairs, type, tostring, table.concat
+local emit = require "compiler.emit"
+local _ENV = nil
+
+local M = {}
+
+local S, N = emit.str, emit.num
+
+local PRELUDE = "local None, K = V.None, {}; "
+   .. "local function AND(a, f) if V.truthy(a) then return f() end return a end; "
+   .. "local function OR(a, f) if V.truthy(a) then return a end return f() end; "
+   .. "local function CONTAINS_ONLY(c, a, b) local t = V.iter(b); for i = 1, #t do "
+   .. "if not V.truthy(V.contains(c, t[i], a)) then return false end end return true end; "
+   .. "local function LIST(it) if it == nil or it == None then return {} end return V.iter(it) end; "
+
+local BIN = {
+   ["=="] = "V.eq", ["!="] = "V.ne", ["<"] = "V.lt", [">"] = "V.gt", ["<="] = "V.le", [">="] = "V.ge",
+   ["+"] = "V.add", ["-"] = "V.sub", ["*"] = "V.mul", ["/"] = "V.div", ["%"] = "V.mod", ["**"] = "V.pow",
+}
+
+local Gen = {}
+Gen.__index = Gen
+
+local function new_gen()
+   local g = { e = emit.new(), pats = {} }
+   for k, v in pairs(Gen) do g[k] = v end
+   return g
+end
+
+function Gen:put(s) self.e:put(s) end
+function Gen:go(line) self.e:go(line) end
+
+-- Expression code, streamed into the buffer.
+function Gen:expr(n)
+   self:go(n.line)
+   local f = self["x_" .. n.tag]
+   if not f then
+      self:put("None --[[unsupported " .. tostring(n.tag) .. "]]")
+      return
+   end
+   f(self, n)
+end
+
+function Gen:list_of(nodes, sep)
+   for i, x in ipairs(nodes) do
+      if i > 1 then self:put(sep or ", ") end
+      self:expr(x)
+   end
+end
+
+function Gen:x_Num(n) self:put(N(n.value)) end
+function Gen:x_Str(n) self:put(S(n.value)) end
+function Gen:x_Bool(n) self:put(n.value and "true" or "false") end
+function Gen:x_Null() self:put("None") end
+function Gen:x_Wildcard() self:put("PAT.any()") end
+function Gen:x_ValueRef(n) self:put("PAT.valueref(" .. S(n.name) .. ")") end
+
+local VIOLATION = { Violation = true, PolicyViolation = true }
+
+-- A builtin or imported name: the policy API's Violation, else the callable table B.
+local function builtin_ref(name)
+   if VIOLATION[name] then return "Violation" end
+   return emit.field("B", name)
+end
+
+function Gen:x_Name(n)
+   local ref, name = n.ref, n.name
+   if ref == "typed" or ref == "local" or ref == "param" then
+      self:put(emit.field("e", name))
+   elseif ref == "compvar" then
+      self:put("l_" .. name)
+   elseif ref == "const" then
+      self:put(emit.field("CONST", name))
+   elseif ref == "predicate" then
+      self:put(name)
+   elseif ref == "import" then
+      self:put(builtin_ref(n.orig or name))
+   elseif ref == "input" then
+      self:put("input(c, nil)")
+   elseif ref == "builtin" or ref == "type" then
+      self:put(builtin_ref(name))
+   else
+      self:put("None")
+   end
+end
+
+function Gen:x_TypedVar(n)
+   -- a declaration evaluates to True (spec §3.2); the variable itself is declared in the query
+   self:put("true")
+end
+
+function Gen:x_Tuple(n)
+   if n.items[1] then self:expr(n.items[1]) else self:put("None") end
+end
+
+function Gen:x_List(n)
+   self:put("V.list({")
+   self:list_of(n.items)
+   self:put("})")
+end
+
+function Gen:x_Dict(n)
+   self:put("V.dict({")
+   local keys = {}
+   for i, en in ipairs(n.entries) do
+      if i > 1 then self:put(", ") end
+      self:go(en.line)
+      self:put(emit.key(en.key))
+      self:expr(en.value)
+      keys[#keys + 1] = S(en.key)
+   end
+   self:put("}, {" .. concat(keys, ", ") .. "})")
+end
+
+function Gen:x_ListComp(n)
+   self:put("(function() local out, it = {}, LIST(")
+   self:expr(n.iter)
+   self:put("); for i = 1, #it do local l_" .. n.var .. " = it[i]; ")
+   if n.cond then
+      self:put("if V.truthy(")
+      self:expr(n.cond)
+      self:put(") then out[#out + 1] = ")
+      self:expr(n.elt)
+      self:put(" end ")
+   else
+      self:put("out[#out + 1] = ")
+      self:expr(n.elt)
+      self:put(" ")
+   end
+   self:put("end return V.list(out) end)()")
+end
+
+function Gen:x_Ternary(n)
+   self:put("(function() if V.truthy(")
+   self:expr(n.cond)
+   self:put(") then return ")
+   self:expr(n.yes)
+   self:put(" end return ")
+   self:expr(n.no)
+   self:put(" end)()")
+end
+
+function Gen:args(n)
+   self:put("{n = " .. #n.args)
+   for _, a in ipairs(n.args) do
+      self:put(", ")
+      self:expr(a)
+   end
+   self:put("}, ")
+   if n.kwargs and #n.kwargs > 0 then
+      self:put("{")
+      for i, kw in ipairs(n.kwargs) do
+         if i > 1 then self:put(", ") end
+         self:go(kw.line)
+         self:put(emit.key(kw.name))
+         self:expr(kw.value)
+      end
+      self:put("}")
+   else
+      self:put("nil")
+   end
+end
+
+function Gen:x_Call(n)
+   local f = n.func
+   if f.tag == "Member" and not (f.obj.tag == "Name" and (f.obj.ref == "import" or f.obj.ref == "input")) then
+      self:put("V.method(c, ")
+      self:expr(f.obj)
+      self:put(", " .. S(f.name) .. ", ")
+   else
+      self:put("V.call(c, ")
+      self:expr(f)
+      self:put(", ")
+   end
+   self:args(n)
+   self:put(")")
+end
+
+function Gen:x_Member(n)
+   if n.obj.tag == "Name" and n.obj.ref == "input" then
+      self:put("input(c, " .. S(n.name) .. ")")
+      return
+   end
+   self:put("V.attr(")
+   self:expr(n.obj)
+   self:put(", " .. S(n.name) .. ")")
+end
+
+function Gen:x_Index(n)
+   self:put("V.index(")
+   self:expr(n.obj)
+   self:put(", ")
+   self:expr(n.key)
+   self:put(")")
+end
+
+function Gen:x_UnOp(n)
+   if n.op == "not" then
+      self:put("not V.truthy(")
+   elseif n.op == "-" then
+      self:put("V.neg(")
+   else
+      self:put("V.pos(")
+   end
+   self:expr(n.operand)
+   self:put(")")
+end
+
+-- Semantic pattern elements -> pattern constructors (hoisted into PAT[k], built once at load).
+function Gen:pat(n)
+   local t = n.tag
+   if t == "Dict" then
+      local parts = {}
+      for _, en in ipairs(n.entries) do parts[#parts + 1] = emit.key(en.key) .. self:pat(en.value) end
+      return "PAT.dict({" .. concat(parts, ", ") .. "})"
+   elseif t == "List" then
+      local parts = {}
+      for _, x in ipairs(n.items) do parts[#parts + 1] = self:pat(x) end
+      return "PAT.list({" .. concat(parts, ", ") .. "})"
+   elseif t == "Wildcard" then
+      return "PAT.any()"
+   elseif t == "ValueRef" then
+      return "PAT.valueref(" .. S(n.name) .. ")"
+   elseif t == "Str" then
+      return S(n.value)
+   elseif t == "Num" then
+      return N(n.value)
+   elseif t == "Bool" then
+      return n.value and "true" or "false"
+   elseif t == "Null" then
+      return "None"
+   elseif t == "UnOp" and n.op == "-" and n.operand.tag == "Num" then
+      return N(-n.operand.value)
+   elseif t == "SemanticPattern" then
+      local parts = { S(n.tool) }
+      for _, a in ipairs(n.args) do parts[#parts + 1] = self:pat(a) end
+      return "PAT.tool(" .. concat(parts, ", ") .. ")"
+   end
+   return "PAT.unsupported(" .. S(t) .. ")"
+end
+
+function Gen:x_SemanticPattern(n)
+   local k = #self.pats + 1
+   self.pats[k] = self:pat(n)
+   self:put("K[" .. k .. "]")
+end
+
+function Gen:x_BinOp(n)
+   local op = n.op
+   if op == "and" or op == "or" then
+      self:put(op == "and" and "AND(" or "OR(")
+      self:expr(n.left)
+      self:put(", function() return ")
+      self:expr(n.right)
+      self:put(" end)")
+   elseif BIN[op] then
+      self:put(BIN[op] .. "(")
+      self:expr(n.left)
+      self:put(", ")
+      self:expr(n.right)
+      self:put(")")
+   elseif op == "in" or op == "not in" then
+      self:put(op == "in" and "V.contains(c, " or "not V.truthy(V.contains(c, ")
+      self:expr(n.left)
+      self:put(", ")
+      self:expr(n.right)
+      self:put(op == "in" and ")" or "))")
+   elseif op == "is" or op == "is not" then
+      local neg = op == "is not"
+      if n.right.tag == "SemanticPattern" then
+         self:put(neg and "not V.truthy(PAT.match(c, " or "PAT.match(c, ")
+         self:expr(n.left)
+         self:put(", ")
+         self:expr(n.right)
+         self:put(neg and "))" or ")")
+      else
+         self:put(neg and "not V.is(" or "V.is(")
+         self:expr(n.left)
+         self:put(", ")
+         self:expr(n.right)
+         self:put(")")
+      end
+   elseif op == "contains_only" then
+      self:put("CONTAINS_ONLY(c, ")
+      self:expr(n.left)
+      self:put(", ")
+      self:expr(n.right)
+      self:put(")")
+   elseif op == "->" or op == "~>" then
+      self:put(op == "->" and "FLOW(" or "SUCC(")
+      self:expr(n.left)
+      self:put(", ")
+      self:expr(n.right)
+      self:put(")")
+   else
+      self:put("None --[[unsupported operator " .. tostring(op) .. "]]")
+   end
+end
+
+function Gen:x_Quantifier(n)
+   -- a quantifier nested in an expression (body-item quantifiers are `cond` items)
+   local sub = require("compiler.lower").lower_body(n.body)
+   self:put("(" .. self:quant_head(n) .. ", ")
+   self:items(sub)
+   self:put("})(c, e)")
+end
+
+function Gen:x_Assign(n)
+   self:expr(n.value)
+end
+
+function Gen:x_Import()
+   self:put("true")
+end
+
+------------------------------------------------------------------------------------------------
+-- body items (docs/policy-api.md §2-§5), emitted in source order inside a table constructor
+
+local function names(list)
+   local parts = {}
+   for i, x in ipairs(list or {}) do parts[i] = S(x) end
+   return "{" .. concat(parts, ", ") .. "}"
+end
+
+local function lc(e)
+   return tostring(e.line or 0) .. ", " .. tostring(e.col or 0)
+end
+
+-- Quantifier arguments: count(min=, max=) / count(n) must be constants of the policy text.
+function Gen:quant_head(qn)
+   local fields = {}
+   local function lit(x)
+      if x.tag == "Num" then return N(x.value) end
+      if x.tag == "Null" then return "nil" end
+      if x.tag == "UnOp" and x.op == "-" and x.operand.tag == "Num" then return N(-x.operand.value) end
+      return nil
+   end
+   if qn.kind == "count" then
+      local names_ = { "min", "max" }
+      for i, a in ipairs(qn.args or {}) do
+         local v = lit(a)
+         if v and names_[i] then fields[#fields + 1] = names_[i] .. " = " .. v end
+      end
+      for _, kw in ipairs(qn.kwargs or {}) do
+         local v = lit(kw.value)
+         if v and (kw.name == "min" or kw.name == "max") then fields[#fields + 1] = kw.name .. " = " .. v end
+      end
+   end
+   fields[#fields + 1] = "negate = " .. (qn.negated and "true" or "false")
+   return (qn.kind == "count" and "count" or "forall") .. " { " .. concat(fields, ", ")
+end
+
+-- Emits the items of query `q`, each followed by ", ".
+function Gen:items(q)
+   for _, it in ipairs(q.items) do
+      if it.list == "vars" then
+         self:go(it.line)
+         if it.domain then
+            self:put("var(" .. S(it.name) .. ", " .. S(it.type) .. ", " .. lc(it) .. ", " .. names(it.reads)
+               .. ", function(c, e) return ")
+            self:expr(it.domain)
+            self:put(" end), ")
+         else
+            self:put("var(" .. S(it.name) .. ", " .. S(it.type) .. ", " .. lc(it) .. "), ")
+         end
+      elseif it.list == "derived" then
+         self:go(it.line)
+         self:put("let(" .. S(it.name) .. ", " .. lc(it) .. ", " .. names(it.reads) .. ", function(c, e) return ")
+         self:expr(it.expr)
+         self:put(" end), ")
+      elseif it.list == "order" then
+         self:go(it.line)
+         self:put((it.op == "->" and "flow(" or "succ(") .. S(it.a) .. ", " .. S(it.b) .. ", " .. lc(it) .. "), ")
+      elseif it.quant then
+         self:go(it.line)
+         self:put("cond(" .. names(it.reads) .. ", " .. lc(it) .. ", " .. self:quant_head(it.quant) .. ", ")
+         self:items(it.sub)
+         self:put("}), ")
+      else
+         self:go(it.line)
+         self:put("cond(" .. names(it.reads) .. ", " .. lc(it) .. ", function(c, e) return ")
+         self:expr(it.expr)
+         self:put(" end), ")
+      end
+   end
+end
+
+local function rule_message(node)
+   local t = node.raise
+   if t.tag == "Str" then return t.value end
+   if t.tag == "Call" and t.args[1] and t.args[1].tag == "Str" then return t.args[1].value end
+   if t.tag == "Name" then return t.name end
+   return ""
+end
+M.rule_message = rule_message
+
+function Gen:rule(r)
+   local node = r.node
+   self:go(node.line)
+   self:put("rule { line = " .. tostring(node.line) .. ", col = " .. tostring(r.raise.col or 0)
+      .. ", message = " .. S(rule_message(node)) .. ", raise = ")
+   if r.raise.expr.tag == "Str" then
+      self:put(S(r.raise.expr.value))
+   else
+      self:put("function(c, e) return ")
+      self:expr(r.raise.expr)
+      self:put(" end")
+   end
+   self:put(", ")
+   self:items(r.query)
+   self:put("}; ")
+end
+
+function Gen:pred(p)
+   local node = p.node
+   self:go(node.line)
+   self:put("predicate(" .. S(p.name) .. ", " .. names(p.params) .. ", " .. tostring(node.line) .. ", { ")
+   self:items(p.query)
+   self:put("}); ")
+end
+
+function Gen:const(c)
+   local node = c.node
+   self:go(node.line)
+   self:put("const(" .. S(c.name) .. ", " .. tostring(node.line) .. ", function(c, e) return ")
+   if c.expr then self:expr(c.expr) else self:put("None") end
+   self:put(" end); ")
+end
+
+function M.generate(ir, policy_ast)
+   local g = new_gen()
+   g:put(PRELUDE)
+   local rules, preds, consts = {}, {}, {}
+   for _, r in ipairs(ir.rules) do rules[r.node] = r end
+   for _, p in ipairs(ir.preds) do preds[p.node] = p end
+   for _, c in ipairs(ir.consts) do consts[c.node] = c end
+   for _, st in ipairs(policy_ast.stmts or {}) do
+      if rules[st] then
+         g:rule(rules[st])
+      elseif preds[st] then
+         g:pred(preds[st])
+      elseif consts[st] then
+         g:const(consts[st])
+      end
+   end
+   for k, p in ipairs(g.pats) do
+      g:put("K[" .. k .. "] = " .. p .. "; ")
+   end
+   g:put("\n")
+   local info = {}
+   for _, r in ipairs(ir.rules) do
+      info[#info + 1] = { index = r.index, message = rule_message(r.node), line = r.node.line }
+   end
+   return g.e:text(), info
+end
+
+function M.run(state)
+   local src, rules = M.generate(state.ir, state.ast)
+   state.lua = src
+   state.lua_src = src
+   state.rules = state.rules or rules
+end
+
+return M
