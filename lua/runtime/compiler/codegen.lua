@@ -365,17 +365,17 @@ function Gen:items(q)
          self:go(it.line)
          if it.domain then
             self:put("var(" .. S(it.name) .. ", " .. S(it.type) .. ", " .. lc(it) .. ", " .. names(it.reads)
-               .. ", function(c, e) return ")
+               .. ", function(c, e) return (")
             self:expr(it.domain)
-            self:put(" end), ")
+            self:put(") end), ")
          else
             self:put("var(" .. S(it.name) .. ", " .. S(it.type) .. ", " .. lc(it) .. "), ")
          end
       elseif it.list == "derived" then
          self:go(it.line)
-         self:put("let(" .. S(it.name) .. ", " .. lc(it) .. ", " .. names(it.reads) .. ", function(c, e) return ")
+         self:put("let(" .. S(it.name) .. ", " .. lc(it) .. ", " .. names(it.reads) .. ", function(c, e) return (")
          self:expr(it.expr)
-         self:put(" end), ")
+         self:put(") end), ")
       elseif it.list == "order" then
          self:go(it.line)
          self:put((it.op == "->" and "flow(" or "succ(") .. S(it.a) .. ", " .. S(it.b) .. ", " .. lc(it) .. "), ")
@@ -386,9 +386,9 @@ function Gen:items(q)
          self:put("}), ")
       else
          self:go(it.line)
-         self:put("cond(" .. names(it.reads) .. ", " .. lc(it) .. ", function(c, e) return ")
+         self:put("cond(" .. names(it.reads) .. ", " .. lc(it) .. ", function(c, e) return (")
          self:expr(it.expr)
-         self:put(" end), ")
+         self:put(") end), ")
       end
    end
 end
@@ -410,9 +410,9 @@ function Gen:rule(r)
    if r.raise.expr.tag == "Str" then
       self:put(S(r.raise.expr.value))
    else
-      self:put("function(c, e) return ")
+      self:put("function(c, e) return (")
       self:expr(r.raise.expr)
-      self:put(" end")
+      self:put(") end")
    end
    self:put(", ")
    self:items(r.query)
@@ -430,7 +430,7 @@ end
 function Gen:const(c)
    local node = c.node
    self:go(node.line)
-   self:put("const(" .. S(c.name) .. ", " .. tostring(node.line) .. ", function(c, e) return ")
+   self:put("const(" .. S(c.name) .. ", " .. tostring(node.line) .. ", function(c, e) return (")
    if c.expr then self:expr(c.expr) else self:put("None") end
    self:put(" end); ")
 end
