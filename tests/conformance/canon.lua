@@ -11,14 +11,13 @@ end
 
 local function is_event(x)
    if type(x) ~= "table" then return false end
-   if value and value.Event and getmetatable(x) == value.Event then return true end
-   return rawget(x, "type") ~= nil and rawget(x, "idx") ~= nil and rawget(x, "path") ~= nil
-      and getmetatable(x) ~= nil
+   if value and value.Event then return getmetatable(x) == value.Event end
+   return rawget(x, "kind") ~= nil and rawget(x, "idx") ~= nil and rawget(x, "path") ~= nil
 end
 
 -- An event placeholder: {"$event", "trace_idx", "$path"?} ("$path" only for nested calls).
 local function placeholder(ev)
-   local p = { ["$event"] = ev.type, trace_idx = ev.idx }
+   local p = { ["$event"] = ev.kind, trace_idx = ev.idx }
    local path = tostring(ev.path or "")
    if path:find("tool_calls", 1, true) then p["$path"] = "messages." .. path end
    return p

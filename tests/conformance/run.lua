@@ -57,7 +57,15 @@ end
 local names = list_cases(cases_dir)
 local cases = {}
 for _, name in ipairs(names) do
-   local case = cjson.decode(read_file(cases_dir .. "/" .. name))
+   local text = read_file(cases_dir .. "/" .. name)
+   local case = cjson.decode(text)
+   -- traces, chunks and parameters are decoded like the worker decodes requests (rt.trace.decode
+   -- keeps integral float literals such as 10000.0 floats); expectations with plain cjson
+   local okt, trace = pcall(require, "rt.trace")
+   if okt and trace.decode then
+      local raw = trace.decode(text)
+      case.trace, case.chunks, case.parameters = raw.trace, raw.chunks, raw.parameters
+   end
    case.id = case.id or name:gsub("%.json$", "")
    if selected(case.id) then cases[#cases + 1] = case end
 end
