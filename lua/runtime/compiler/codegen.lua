@@ -205,6 +205,9 @@ end
 function Gen:x_UnOp(n)
    if n.op == "not" then
       self:put("not V.truthy(")
+   elseif n.op == "-" and n.operand.tag == "Num" then
+      self:put("(" .. N(-n.operand.value) .. ")")
+      return
    elseif n.op == "-" then
       self:put("V.neg(")
    else
@@ -432,7 +435,7 @@ function Gen:const(c)
    self:go(node.line)
    self:put("const(" .. S(c.name) .. ", " .. tostring(node.line) .. ", function(c, e) return (")
    if c.expr then self:expr(c.expr) else self:put("None") end
-   self:put(" end); ")
+   self:put(") end); ")
 end
 
 function M.generate(ir, policy_ast)

@@ -84,3 +84,50 @@ describe("compiler.codegen", function()
       assert.same({ { index = 0, message = "leak", line = 1 } }, st.rules)
    end)
 end)
+
+-- Golden tests: tests/spec/fixtures/<name>.inv compiled through the real pipeline must equal
+-- <name>.lua byte for byte. UPDATE_GOLDEN=1 rewrites the .lua files (review the diff!).
+describe("compiler.codegen golden files", function()
+   local compiler = require "compiler"
+   local dir = "tests/spec/fixtures/"
+   local p = io.popen("ls -1 " .. dir .. " 2>/dev/null")
+   local names = {}
+   for f in p:lines() do
+      local n = f:match("^(.*)%.inv$")
+      if n then names[#names + 1] = n end
+   end
+   p:close()
+   table.sort(names)
+   local function read(path)
+      local f = io.open(path, "rb")
+      if not f then return nil end
+      local s = f:read("a")
+      f:close()
+      return s
+   end
+   for _, name in ipairs(names) do
+      it(name .. ".inv", function()
+         local src = assert(read(dir .. name .. ".inv"))
+         local st = compiler.run_until("codegen", src, "=policy:" .. name)
+         local msgs = {}
+         for _, d in ipairs(st.diags) do msgs[#msgs + 1] = ("%d:%d: %s"):format(d.line or 0, d.column or 0, d.message or "") end
+         assert.same({}, msgs)
+         assert.is_string(st.lua)
+         -- line preservation: the generated text has as many lines as the policy (+ the trailer)
+         local _, pl = src:gsub("\n", "")
+         local _, ll = st.lua:gsub("\n", "")
+         assert.is_true(ll <= pl + 1, "generated Lua has more lines than the policy")
+         local env = setmetatable({}, { __index = function() return function() return {} end end })
+         env.V, env.PAT, env.B, env.CONST = { None = {} }, env, {}, {}
+         assert(load(st.lua, "=policy:" .. name, "t", env))
+         local golden = read(dir .. name .. ".lua")
+         if os.getenv("UPDATE_GOLDEN") == "1" or not golden then
+            local f = assert(io.open(dir .. name .. ".lua", "wb"))
+            f:write(st.lua)
+            f:close()
+            golden = st.lua
+         end
+         assert.equal(golden, st.lua)
+      end)
+   end
+end)
