@@ -1,0 +1,1137 @@
+/* api.c — native /v1 routes, health, metrics, docs, and the helpers shared with compat.c. */
+#include "api.h"
+
+#include "session.h"
+#include "store.h"
+#include "util.h"
+#include "worker.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct api_cfg api_cfg;
+
+void api_init(const struct api_cfg *cfg)
+{
+    api_cfg = *cfg;
+}
+
+/* ---- shared helpers ---- */
+
+int api_werr_status(const char *code)
+{
+    static const struct {
+        const char *code;
+        int status;
+    } map[] = {{"bad_request", 400},       {"trace_invalid", 400},     {"policy_invalid", 422},
+               {"evaluation_error", 422},  {"not_found", 404},         {"memory_limit", 503},
+               {"deadline_exceeded", 504}, {"internal", 500}};
+    for (size_t i = 0; code && i < sizeof map / sizeof map[0]; i++)
+        if (0 == strcmp(map[i].code, code))
+            return map[i].status;
+    return 500;
+}
+
+json_t *api_call(struct sess *s, const char *req, size_t len, struct wfail *f)
+{
+    struct pe_err err = {0};
+    char *resp = NULL;
+    size_t rl = 0;
+    int rc = s ? sess_call(s, req, len, &resp, &rl, &err) : sess_pool_call(req, len, &resp, &rl, &err);
+    memset(f, 0, sizeof *f);
+    if (rc == PE_OK) {
+        json_error_t je;
+        json_t *r = json_loadb(resp, rl, 0, &je);
+        free(resp);
+        if (r && json_is_object(r))
+            return r;
+        json_decref(r);
+        util_log(LOG_ERROR, "worker answered with malformed JSON: %s", je.text);
+        f->status = 500;
+        f->code = "internal";
+        snprintf(f->msg, sizeof f->msg, "the worker answered with malformed JSON");
+        return NULL;
+    }
+    free(resp);
+    if (rc == SESS_EBUSY) {
+        f->status = 429;
+        f->code = "busy";
+        f->retry_after = 1;
+        snprintf(f->msg, sizeof f->msg, "too many evaluations in flight; retry later");
+    } else if (rc == PE_ETIMEDOUT) {
+        f->status = 504;
+        f->code = "deadline_exceeded";
+        snprintf(f->msg, sizeof f->msg,
+                 "the evaluation exceeded its deadline; the worker was killed and will be rebuilt");
+    } else {
+        f->status = 503;
+        f->code = "worker_unavailable";
+        f->retry_after = 1;
+        snprintf(f->msg, sizeof f->msg, "worker unavailable: %s", err.msg);
+    }
+    return NULL;
+}
+
+json_t *api_call_j(struct sess *s, json_t *req, struct wfail *f)
+{
+    char *txt = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    if (!txt) {
+        memset(f, 0, sizeof *f);
+        f->status = 503;
+        f->code = "out_of_memory";
+        snprintf(f->msg, sizeof f->msg, "out of memory");
+        return NULL;
+    }
+    json_t *r = api_call(s, txt, strlen(txt), f);
+    free(txt);
+    return r;
+}
+
+char *api_splice(const char *body, size_t len, json_t *fields, size_t *out_len)
+{
+    char *extra = json_dumps(fields, JSON_COMPACT);
+    int nfields = (int)json_object_size(fields);
+    json_decref(fields);
+    if (!extra)
+        return NULL;
+    size_t end = len;
+    while (end > 0 && body[end - 1] != '}')
+        end--;
+    if (end == 0) {
+        free(extra);
+        return NULL;
+    }
+    end--; /* at the closing brace */
+    /* Is the body object empty? Only whitespace between its braces. */
+    size_t start = 0;
+    while (start < end && body[start] != '{')
+        start++;
+    int empty = 1;
+    for (size_t i = start + 1; i < end; i++)
+        if (body[i] != ' ' && body[i] != '\t' && body[i] != '\n' && body[i] != '\r')
+            empty = 0;
+    size_t el = strlen(extra);
+    char *out = malloc(end + el + 2);
+    if (!out) {
+        free(extra);
+        return NULL;
+    }
+    memcpy(out, body, end);
+    size_t n = end;
+    if (!empty && nfields > 0)
+        out[n++] = ',';
+    /* extra is "{...}": append without its opening brace (its closing one closes the object). */
+    memcpy(out + n, extra + 1, el - 1);
+    n += el - 1;
+    out[n] = '\0';
+    free(extra);
+    *out_len = n;
+    return out;
+}
+
+uint64_t api_hash_events(uint64_t h, json_t *events, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++) {
+        char *c = json_dumps(json_array_get(events, i),
+                             JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+        if (c) {
+            h = util_fnv1a(h, c, strlen(c));
+            free(c);
+        }
+        h = util_fnv1a(h, "\n", 1);
+    }
+    return h;
+}
+
+uint64_t api_hash_parse(const char *hex)
+{
+    return hex ? (uint64_t)strtoull(hex, NULL, 16) : 0;
+}
+
+void api_fail(struct http_resp *rs, const struct wfail *f)
+{
+    http_err(rs, f->status, f->code, "%s", f->msg);
+    rs->retry_after = f->retry_after;
+}
+
+void api_werr(struct http_resp *rs, json_t *err)
+{
+    const char *code = json_string_value(json_object_get(err, "code"));
+    int status = api_werr_status(code);
+    if (status == 500)
+        util_log(LOG_ERROR, "worker internal error: %s",
+                 json_string_value(json_object_get(err, "message")));
+    http_json(rs, status, json_pack("{s:O}", "error", err));
+}
+
+int api_monitor_chunk(struct sess *s, const char *mid, json_t *events, const char *format,
+                      long long seq, json_t **answer, json_t **werr, struct wfail *f)
+{
+    *answer = NULL;
+    *werr = NULL;
+    json_t *mon = store_mon_get(api_cfg.store, sess_id(s), mid);
+    uint64_t h = api_hash_parse(mon ? json_string_value(json_object_get(mon, "hash")) : NULL);
+    json_decref(mon);
+    char *ev = json_dumps(events, JSON_COMPACT);
+    json_t *mid_j = json_string(mid);
+    char *mid_s = json_dumps(mid_j, JSON_ENCODE_ANY);
+    json_decref(mid_j);
+    size_t el = ev ? strlen(ev) : 0;
+    size_t cap = el + (mid_s ? strlen(mid_s) : 0) + strlen(format) + 96;
+    char *req = (ev && mid_s) ? malloc(cap) : NULL;
+    if (!req) {
+        free(ev);
+        free(mid_s);
+        memset(f, 0, sizeof *f);
+        f->status = 503;
+        f->code = "out_of_memory";
+        snprintf(f->msg, sizeof f->msg, "out of memory");
+        return -1;
+    }
+    int n = snprintf(req, cap, "{\"op\":\"monitor_events\",\"mid\":%s,\"format\":\"%s\",\"events\":%s}",
+                     mid_s, format, ev);
+    free(mid_s);
+    json_t *r = api_call(s, req, (size_t)n, f);
+    free(req);
+    if (!r) {
+        free(ev);
+        return -1;
+    }
+    if (!json_is_true(json_object_get(r, "ok"))) {
+        *werr = json_incref(json_object_get(r, "error"));
+        if (!*werr)
+            *werr = json_pack("{s:s,s:s}", "code", "internal", "message", "malformed worker error");
+        json_decref(r);
+        free(ev);
+        return 1;
+    }
+    json_t *res = json_object_get(r, "result");
+    json_t *viol = json_object_get(res, "violations");
+    json_t *seen = json_object_get(res, "events_seen");
+    if (!json_is_array(viol))
+        viol = NULL;
+    json_t *out = json_pack("{s:O,s:O}", "violations", viol ? viol : json_array(), "events_seen",
+                            seen ? seen : json_integer(0));
+    json_decref(r);
+    h = api_hash_events(h, events, 0, json_array_size(events));
+    char *resp_txt = json_dumps(out, JSON_COMPACT);
+    int rc = store_chunk_commit(api_cfg.store, sess_id(s), mid, seq, ev,
+                                (long)json_integer_value(json_object_get(out, "events_seen")), h,
+                                json_object_get(out, "violations"), resp_txt);
+    free(resp_txt);
+    free(ev);
+    if (rc != STORE_OK) {
+        /* The worker moved on but the store did not: rebuild the worker from the store. */
+        sess_drop_worker(s);
+        json_decref(out);
+        memset(f, 0, sizeof *f);
+        f->status = 503;
+        f->code = "store_unavailable";
+        f->retry_after = 1;
+        snprintf(f->msg, sizeof f->msg, "the chunk could not be committed; retry");
+        return -1;
+    }
+    *answer = out;
+    return 0;
+}
+
+/* ---- validation helpers ---- */
+
+/* Fetches an optional string field; 0 ok, -1 after setting a 400. */
+static int opt_str(json_t *b, const char *k, const char **out, struct http_resp *rs)
+{
+    json_t *v = json_object_get(b, k);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v)) {
+        http_err(rs, 400, "bad_request", "field '%s' must be a string", k);
+        return -1;
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int req_str(json_t *b, const char *k, const char **out, struct http_resp *rs)
+{
+    if (opt_str(b, k, out, rs))
+        return -1;
+    if (!*out) {
+        http_err(rs, 400, "bad_request", "field '%s' (a string) is required", k);
+        return -1;
+    }
+    return 0;
+}
+
+/* policy + language; checks the size limit. */
+static int get_policy(json_t *b, const char **src, const char **lang, struct http_resp *rs)
+{
+    if (req_str(b, "policy", src, rs) || opt_str(b, "language", lang, rs))
+        return -1;
+    if (!*lang)
+        *lang = "invariant";
+    if (0 != strcmp(*lang, "invariant") && 0 != strcmp(*lang, "lua")) {
+        http_err(rs, 400, "bad_request", "field 'language' must be \"invariant\" or \"lua\"");
+        return -1;
+    }
+    size_t n = strlen(*src);
+    if (n > api_cfg.max_policy) {
+        http_err(rs, 413, "too_large", "policy of %zu bytes exceeds the limit of %zu bytes", n,
+                 api_cfg.max_policy);
+        return -1;
+    }
+    return 0;
+}
+
+static int get_array(json_t *b, const char *k, int required, json_t **out, struct http_resp *rs)
+{
+    json_t *v = json_object_get(b, k);
+    *out = NULL;
+    if (!v || (json_is_null(v) && !required)) {
+        if (required) {
+            http_err(rs, 400, "bad_request", "field '%s' (an array) is required", k);
+            return -1;
+        }
+        return 0;
+    }
+    if (!json_is_array(v)) {
+        http_err(rs, 400, "bad_request", "field '%s' must be an array", k);
+        return -1;
+    }
+    if (json_array_size(v) > api_cfg.max_events) {
+        http_err(rs, 413, "too_large", "'%s' has %zu events; the limit is %zu", k,
+                 json_array_size(v), api_cfg.max_events);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int opt_object(json_t *b, const char *k, json_t **out, struct http_resp *rs)
+{
+    json_t *v = json_object_get(b, k);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_object(v)) {
+        http_err(rs, 400, "bad_request", "field '%s' must be an object", k);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* An optional client-chosen id. */
+static int opt_id(json_t *b, const char **out, struct http_resp *rs)
+{
+    if (opt_str(b, "id", out, rs))
+        return -1;
+    if (*out && !util_id_ok(*out)) {
+        http_err(rs, 400, "bad_request",
+                 "field 'id' must be 1-64 characters of letters, digits, '.', '_' or '-'");
+        return -1;
+    }
+    return 0;
+}
+
+/* Looks up and locks the session named by the first path parameter; NULL after a 404. */
+static struct sess *open_sess(struct http_req *rq, struct http_resp *rs)
+{
+    struct sess *s = sess_get(rq->param[0]);
+    if (!s || sess_lock(s)) {
+        sess_put(s);
+        http_err(rs, 404, "not_found", "no session '%s'", rq->param[0]);
+        return NULL;
+    }
+    return s;
+}
+
+static void close_sess(struct sess *s)
+{
+    sess_unlock(s);
+    sess_put(s);
+}
+
+/* Sends a worker request; on an ok answer returns the root (owned) and *result (borrowed);
+ * otherwise sets the error response and returns NULL. */
+static json_t *call_ok(struct sess *s, const char *req, size_t len, json_t **result,
+                       struct http_resp *rs)
+{
+    struct wfail f;
+    json_t *r = api_call(s, req, len, &f);
+    if (!r) {
+        api_fail(rs, &f);
+        return NULL;
+    }
+    if (!json_is_true(json_object_get(r, "ok"))) {
+        json_t *e = json_object_get(r, "error");
+        if (e)
+            api_werr(rs, e);
+        else
+            http_err(rs, 500, "internal", "malformed worker answer");
+        json_decref(r);
+        return NULL;
+    }
+    *result = json_object_get(r, "result");
+    if (!*result) {
+        json_object_set_new(r, "result", json_object());
+        *result = json_object_get(r, "result");
+    }
+    return r;
+}
+
+static json_t *call_ok_j(struct sess *s, json_t *req, json_t **result, struct http_resp *rs)
+{
+    char *txt = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    if (!txt) {
+        http_err(rs, 503, "out_of_memory", "out of memory");
+        return NULL;
+    }
+    json_t *r = call_ok(s, txt, strlen(txt), result, rs);
+    free(txt);
+    return r;
+}
+
+/* ---- health, metrics, docs ---- */
+
+static void h_healthz(struct http_req *rq, struct http_resp *rs)
+{
+    (void)rq; /* unused */
+    http_json(rs, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static void h_readyz(struct http_req *rq, struct http_resp *rs)
+{
+    (void)rq; /* unused */
+    int writable = store_writable(api_cfg.store);
+    int spawn = sess_probe_spawn();
+    int ready = writable && spawn;
+    json_t *o = json_pack("{s:b,s:b,s:b,s:{s:b,s:b,s:s}}", "ready", ready, "store_writable",
+                          writable, "worker_spawn", spawn, "jail", "full", api_cfg.jail_full,
+                          "insecure_no_jail", api_cfg.insecure, "summary",
+                          api_cfg.jail_summary ? api_cfg.jail_summary : "");
+    if (api_cfg.insecure)
+        json_object_set_new(o, "warning",
+                            json_string("INSECURE: started with --insecure-no-jail; workers run "
+                                        "without the full jail"));
+    http_json(rs, ready ? 200 : 503, o);
+}
+
+static void h_metrics(struct http_req *rq, struct http_resp *rs)
+{
+    (void)rq; /* unused */
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    http_metrics(&buf, &len, &cap);
+    sess_metrics(&buf, &len, &cap);
+    http_bufprintf(&buf, &len, &cap, "# TYPE vigil_insecure_no_jail gauge\nvigil_insecure_no_jail %d\n",
+                   api_cfg.insecure);
+    free(rs->body);
+    rs->body = buf;
+    rs->len = len;
+    rs->status = 200;
+    rs->ctype = "text/plain; version=0.0.4; charset=utf-8";
+}
+
+static void h_openapi(struct http_req *rq, struct http_resp *rs)
+{
+    (void)rq; /* unused */
+    if (!api_cfg.openapi) {
+        http_err(rs, 404, "not_found", "no OpenAPI document was loaded (see --openapi)");
+        return;
+    }
+    http_bytes(rs, 200, "application/json", api_cfg.openapi, api_cfg.openapi_len);
+}
+
+static const char docs_html[] =
+    "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>vigil API</title>\n"
+    "<style>body{font:14px/1.45 system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
+    "code,pre{font:13px ui-monospace,monospace}pre{background:#f6f6f6;padding:.6em;overflow:auto}"
+    ".op{border:1px solid #ddd;border-radius:6px;margin:.6em 0;padding:.4em .8em}"
+    ".m{display:inline-block;min-width:4.5em;font-weight:bold}.GET{color:#0a6}.POST{color:#06c}"
+    ".PUT{color:#a60}.DELETE{color:#c22}summary{cursor:pointer}</style></head>\n"
+    "<body><h1 id=\"t\">vigil API</h1><p id=\"d\"></p><div id=\"ops\">Loading "
+    "<a href=\"/openapi.json\">/openapi.json</a>...</div>\n<script>\n"
+    "function esc(s){return String(s).replace(/[&<>]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]))}\n"
+    "fetch('/openapi.json').then(r=>r.json()).then(doc=>{\n"
+    " document.getElementById('t').textContent=(doc.info&&doc.info.title||'API')+' '+(doc.info&&doc.info.version||'');\n"
+    " document.getElementById('d').textContent=doc.info&&doc.info.description||'';\n"
+    " let h='';\n"
+    " for(const [p,item] of Object.entries(doc.paths||{})){for(const [m,op] of Object.entries(item)){\n"
+    "  if(!op||typeof op!=='object'||!op.responses)continue;const M=m.toUpperCase();\n"
+    "  h+='<details class=\"op\"><summary><span class=\"m '+M+'\">'+M+'</span> <code>'+esc(p)+'</code> '+esc(op.summary||'')+'</summary>';\n"
+    "  if(op.description)h+='<p>'+esc(op.description)+'</p>';\n"
+    "  if(op.requestBody)h+='<h4>Request body</h4><pre>'+esc(JSON.stringify(op.requestBody,null,2))+'</pre>';\n"
+    "  h+='<h4>Responses</h4><pre>'+esc(JSON.stringify(op.responses,null,2))+'</pre></details>';}}\n"
+    " if(doc.components)h+='<h2>Schemas</h2><pre>'+esc(JSON.stringify(doc.components,null,2))+'</pre>';\n"
+    " document.getElementById('ops').innerHTML=h;\n"
+    "}).catch(e=>{document.getElementById('ops').textContent='cannot load /openapi.json: '+e});\n"
+    "</script></body></html>\n";
+
+static void h_docs(struct http_req *rq, struct http_resp *rs)
+{
+    (void)rq; /* unused */
+    http_bytes(rs, 200, "text/html; charset=utf-8", docs_html, sizeof docs_html - 1);
+}
+
+/* ---- stateless ---- */
+
+static void h_check(struct http_req *rq, struct http_resp *rs)
+{
+    json_t *b = http_body_object(rq, rs);
+    if (!b)
+        return;
+    const char *src, *lang;
+    json_t *trace, *params;
+    if (get_policy(b, &src, &lang, rs) || get_array(b, "trace", 1, &trace, rs) ||
+        opt_object(b, "parameters", &params, rs)) {
+        json_decref(b);
+        return;
+    }
+    json_decref(b);
+    size_t len = 0;
+    char *req = api_splice(rq->body, rq->body_len,
+                           json_pack("{s:s,s:s,s:s}", "op", "check", "format", "native",
+                                     "language", lang),
+                           &len);
+    json_t *res;
+    json_t *r = req ? call_ok(NULL, req, len, &res, rs) : NULL;
+    free(req);
+    if (!r)
+        return;
+    json_t *v = json_object_get(res, "violations");
+    http_json(rs, 200, json_pack("{s:O}", "violations", v ? v : json_array()));
+    json_decref(r);
+}
+
+static void h_compile(struct http_req *rq, struct http_resp *rs)
+{
+    json_t *b = http_body_object(rq, rs);
+    if (!b)
+        return;
+    const char *src, *lang;
+    json_t *emit = json_object_get(b, "emit_lua");
+    if (get_policy(b, &src, &lang, rs)) {
+        json_decref(b);
+        return;
+    }
+    if (emit && !json_is_boolean(emit)) {
+        json_decref(b);
+        http_err(rs, 400, "bad_request", "field 'emit_lua' must be a boolean");
+        return;
+    }
+    json_t *req = json_pack("{s:s,s:s,s:s,s:b}", "op", "compile", "policy", src, "language", lang,
+                            "emit_lua", json_is_true(emit));
+    json_decref(b);
+    json_t *res;
+    json_t *r = call_ok_j(NULL, req, &res, rs);
+    if (!r)
+        return;
+    json_t *out = json_deep_copy(res);
+    json_object_set_new(out, "valid", json_true());
+    if (!json_object_get(out, "diagnostics"))
+        json_object_set_new(out, "diagnostics", json_array());
+    http_json(rs, 200, out);
+    json_decref(r);
+}
+
+/* ---- sessions ---- */
+
+static void h_sess_create(struct http_req *rq, struct http_resp *rs)
+{
+    json_t *b = NULL;
+    const char *id = NULL;
+    long ttl = 0;
+    if (rq->body_len > 0) {
+        b = http_body_object(rq, rs);
+        if (!b)
+            return;
+        if (opt_id(b, &id, rs)) {
+            json_decref(b);
+            return;
+        }
+        json_t *t = json_object_get(b, "ttl");
+        if (t && !json_is_null(t)) {
+            if (!json_is_integer(t) || json_integer_value(t) <= 0) {
+                json_decref(b);
+                http_err(rs, 400, "bad_request", "field 'ttl' must be a positive integer (seconds)");
+                return;
+            }
+            ttl = (long)json_integer_value(t);
+        }
+    }
+    char sid[65], token[33];
+    int rc = sess_create(id, ttl, sid, token);
+    json_decref(b);
+    if (rc == SESS_EDUP) {
+        http_err(rs, 409, "conflict", "a session with this id already exists");
+        return;
+    }
+    if (rc == SESS_EFULL) {
+        http_err(rs, 429, "too_many_sessions", "the session limit is reached");
+        rs->retry_after = 5;
+        return;
+    }
+    if (rc) {
+        http_err(rs, 503, "store_unavailable", "the session could not be stored");
+        return;
+    }
+    struct sess *s = sess_get(sid);
+    if (!s) {
+        http_err(rs, 404, "not_found", "session vanished");
+        return;
+    }
+    http_json(rs, 201, sess_info(s, 1));
+    sess_put(s);
+}
+
+static void h_sess_get(struct http_req *rq, struct http_resp *rs)
+{
+    struct sess *s = sess_get(rq->param[0]);
+    if (!s) {
+        http_err(rs, 404, "not_found", "no session '%s'", rq->param[0]);
+        return;
+    }
+    json_t *o = sess_info(s, 0);
+    json_t *p = store_pol_list(api_cfg.store, sess_id(s));
+    json_t *m = store_mon_list(api_cfg.store, sess_id(s));
+    json_object_set_new(o, "policies", json_integer((json_int_t)json_array_size(p)));
+    json_object_set_new(o, "monitors", json_integer((json_int_t)json_array_size(m)));
+    json_decref(p);
+    json_decref(m);
+    http_json(rs, 200, o);
+    sess_put(s);
+}
+
+static void h_sess_delete(struct http_req *rq, struct http_resp *rs)
+{
+    if (sess_delete(rq->param[0])) {
+        http_err(rs, 404, "not_found", "no session '%s'", rq->param[0]);
+        return;
+    }
+    http_json(rs, 200, json_pack("{s:s,s:b}", "id", rq->param[0], "deleted", 1));
+}
+
+static void h_eval(struct http_req *rq, struct http_resp *rs)
+{
+    if (!api_cfg.enable_eval) {
+        http_err(rs, 404, "not_found", "eval is disabled (start vigild with --enable-eval)");
+        return;
+    }
+    json_t *b = http_body_object(rq, rs);
+    if (!b)
+        return;
+    const char *code;
+    if (req_str(b, "code", &code, rs)) {
+        json_decref(b);
+        return;
+    }
+    json_t *req = json_pack("{s:s,s:s}", "op", "eval", "code", code);
+    json_decref(b);
+    struct sess *s = open_sess(rq, rs);
+    if (!s) {
+        json_decref(req);
+        return;
+    }
+    json_t *res;
+    json_t *r = call_ok_j(s, req, &res, rs);
+    close_sess(s);
+    if (!r)
+        return;
+    http_json(rs, 200, json_incref(res));
+    json_decref(r);
+}
+
+/* ---- policies ---- */
+
+static json_t *pol_view(json_t *p)
+{
+    /* The stored row already has the public shape. */
+    return p;
+}
+
+static void h_pol_create(struct http_req *rq, struct http_resp *rs)
+{
+    json_t *b = http_body_object(rq, rs);
+    if (!b)
+        return;
+    const char *src, *lang, *name, *id;
+    if (get_policy(b, &src, &lang, rs) || opt_str(b, "name", &name, rs) || opt_id(b, &id, rs)) {
+        json_decref(b);
+        return;
+    }
+    struct sess *s = open_sess(rq, rs);
+    if (!s) {
+        json_decref(b);
+        return;
+    }
+    char pid[65], defname[80];
+    if (id) {
+        snprintf(pid, sizeof pid, "%s", id);
+        json_t *old = store_pol_get(api_cfg.store, sess_id(s), pid);
+        if (old) {
+            json_decref(old);
+            close_sess(s);
+            json_decref(b);
+            http_err(rs, 409, "conflict", "policy '%s' already exists", pid);
+            return;
+        }
+    } else {
+        long n;
+        json_t *old = NULL;
+        do {
+            json_decref(old);
+            n = store_sess_next(api_cfg.store, sess_id(s), 0);
+            snprintf(pid, sizeof pid, "%ld", n);
+        } while (n > 0 && (old = store_pol_get(api_cfg.store, sess_id(s), pid)));
+        if (n <= 0) {
+            close_sess(s);
+            json_decref(b);
+            http_err(rs, 503, "store_unavailable", "cannot allocate a policy id");
+            return;
+        }
+    }
+    if (!name) {
+        snprintf(defname, sizeof defname, "Policy #%s", pid);
+        name = defname;
+    }
+    json_t *res;
+    json_t *r = call_ok_j(s,
+                          json_pack("{s:s,s:s,s:s,s:s}", "op", "policy_put", "pid", pid, "policy",
+                                    src, "language", lang),
+                          &res, rs);
+    if (r) {
+        char *rules = json_dumps(json_object_get(res, "rules") ? json_object_get(res, "rules")
+                                                                : json_array(),
+                                 JSON_COMPACT | JSON_ENCODE_ANY);
+        int rc = store_pol_insert(api_cfg.store, sess_id(s), pid, name, lang, src, rules);
+        free(rules);
+        if (rc != STORE_OK) {
+            sess_drop_worker(s);
+            http_err(rs, rc == STORE_DUP ? 409 : 503, rc == STORE_DUP ? "conflict" : "store_unavailable",
+                     "the policy could not be stored");
+        } else {
+            http_json(rs, 201, pol_view(store_pol_get(api_cfg.store, sess_id(s), pid)));
+        }
+        json_decref(r);
+    }
+    close_sess(s);
+    json_decref(b);
+}
+
+static void h_pol_list(struct http_req *rq, struct http_resp *rs)
+{
+    struct sess *s = sess_get(rq->param[0]);
+    if (!s) {
+        http_err(rs, 404, "not_found", "no session '%s'", rq->param[0]);
+        return;
+    }
+    http_json(rs, 200, json_pack("{s:o}", "policies", store_pol_list(api_cfg.store, sess_id(s))));
+    sess_put(s);
+}
+
+static void h_pol_get(struct http_req *rq, struct http_resp *rs)
+{
+    struct sess *s = sess_get(rq->param[0]);
+    if (!s) {
+        http_err(rs, 404, "not_found", "no session '%s'", rq->param[0]);
+        return;
+    }
+    json_t *p = store_pol_get(api_cfg.store, sess_id(s), rq->param[1]);
+    if (p)
+        http_json(rs, 200, pol_view(p));
+    else
+        http_err(rs, 404, "not_found", "no policy '%s' in session '%s'", rq->param[1], rq->param[0]);
+    sess_put(s);
+}
+
+static void h_pol_put(struct http_req *rq, struct http_resp *rs)
+{
+    json_t *b = http_body_object(rq, rs);
+    if (!b)
+        return;
+    const char *src, *lang, *name;
+    if (get_policy(b, &src, &lang, rs) || opt_str(b, "name", &name, rs)) {
+        json_decref(b);
+        return;
+    }
+    struct sess *s = open_sess(rq, rs);
+    if (!s) {
+        json_decref(b);
+        return;
+    }
+    json_t *old = store_pol_get(api_cfg.store, sess_id(s), rq->param[1]);
+    if (!old) {
+        http_err(rs, 404, "not_found", "no policy '%s' in session '%s'", rq->param[1], rq->param[0]);
+    } else {
+        if (!name)
+            name = json_string_value(json_object_get(old, "name"));
+        json_t *res;
+        json_t *r = call_ok_j(s,
+                              json_pack("{s:s,s:s,s:s,s:s}", "op", "policy_put", "pid",
+                                        rq->param[1], "policy", src, "language", lang),
+                              &res, rs);
+        if (r) {
+            char *rules = json_dumps(json_object_get(res, "rules") ? json_object_get(res, "rules")
+                                                                    : json_array(),
+                                     JSON_COMPACT | JSON_ENCODE_ANY);
+            int rc = store_pol_update(api_cfg.store, sess_id(s), rq->param[1], name, lang, src,
+                                      rules);
+            free(rules);
+            if (rc != STORE_OK) {
+                sess_drop_worker(s);
+                http_err(rs, 503, "store_unavailable", "the policy could not be stored");
+            } else {
+                http_json(rs, 200, pol_view(store_pol_get(api_cfg.store, sess_id(s), rq->param[1])));
+            }
+            json_decref(r);
+        }
+        json_decref(old);
+    }
+    close_sess(s);
+    json_decref(b);
+}
+
+static void h_pol_delete(struct http_req *rq, struct http_resp *rs)
+{
+    struct sess *s = open_sess(rq, rs);
+    if (!s)
+        return;
+    if (store_pol_delete(api_cfg.store, sess_id(s), rq->param[1]) != STORE_OK) {
+        http_err(rs, 404, "not_found", "no policy '%s' in session '%s'", rq->param[1], rq->param[0]);
+    } else {
+        json_t *res;
+        json_t *r = call_ok_j(s, json_pack("{s:s,s:s}", "op", "policy_drop", "pid", rq->param[1]),
+                              &res, rs);
+        if (!r)
+            sess_drop_worker(s); /* rebuilt from the store on next use */
+        json_decref(r);
+        http_json(rs, 200, json_pack("{s:s,s:b}", "id", rq->param[1], "deleted", 1));
+    }
+    close_sess(s);
+}
+
+static void h_pol_analyze(struct http_req *rq, struct http_resp *rs)
+{
+    json_t *b = http_body_object(rq, rs);
+    if (!b)
+        return;
+    json_t *trace, *params;
+    if (get_array(b, "trace", 1, &trace, rs) || opt_object(b, "parameters", &params, rs)) {
+        json_decref(b);
+        return;
+    }
+    json_decref(b);
+    struct sess *s = open_sess(rq, rs);
+    if (!s)
+        return;
+    json_t *p = store_pol_get(api_cfg.store, sess_id(s), rq->param[1]);
+    if (!p) {
+        close_sess(s);
+        http_err(rs, 404, "not_found", "no policy '%s' in session '%s'", rq->param[1], rq->param[0]);
+        return;
+    }
+    json_decref(p);
+    size_t len = 0;
+    char *req = api_splice(rq->body, rq->body_len,
+                           json_pack("{s:s,s:s,s:s}", "op", "analyze", "pid", rq->param[1],
+                                     "format", "native"),
+                           &len);
+    json_t *res;
+    json_t *r = req ? call_ok(s, req, len, &res, rs) : NULL;
+    free(req);
+    close_sess(s);
+    if (!r)
+        return;
+    json_t *v = json_object_get(res, "violations");
+    http_json(rs, 200, json_pack("{s:O}", "violations", v ? v : json_array()));
+    json_decref(r);
+}
+
+/* ---- monitors ---- */
+
+static json_t *mon_view(json_t *m)
+{
+    if (!m)
+        return NULL;
+    json_t *n = json_object_get(m, "violations");
+    json_object_set(m, "violations_reported", n ? n : json_integer(0));
+    json_object_del(m, "violations");
+    json_object_del(m, "hash");
+    json_object_del(m, "compat");
+    return m;
+}
+
+static void h_mon_create(struct http_req *rq, struct http_resp *rs)
+{
+    json_t *b = http_body_object(rq, rs);
+    if (!b)
+        return;
+    const char *pol_id = NULL, *src = NULL, *lang = NULL, *name, *id;
+    json_t *params;
+    json_t *pidv = json_object_get(b, "policy_id");
+    if (opt_str(b, "name", &name, rs) || opt_id(b, &id, rs) ||
+        opt_object(b, "parameters", &params, rs)) {
+        json_decref(b);
+        return;
+    }
+    if (pidv && !json_is_null(pidv)) {
+        if (!json_is_string(pidv)) {
+            json_decref(b);
+            http_err(rs, 400, "bad_request", "field 'policy_id' must be a string");
+            return;
+        }
+        if (json_object_get(b, "policy")) {
+            json_decref(b);
+            http_err(rs, 400, "bad_request", "give either 'policy_id' or 'policy', not both");
+            return;
+        }
+        pol_id = json_string_value(pidv);
+    } else if (get_policy(b, &src, &lang, rs)) {
+        json_decref(b);
+        return;
+    }
+    struct sess *s = open_sess(rq, rs);
+    if (!s) {
+        json_decref(b);
+        return;
+    }
+    json_t *pol = NULL;
+    if (pol_id) {
+        pol = store_pol_get(api_cfg.store, sess_id(s), pol_id);
+        if (!pol) {
+            close_sess(s);
+            json_decref(b);
+            http_err(rs, 404, "not_found", "no policy '%s' in session '%s'", pol_id, rq->param[0]);
+            return;
+        }
+        src = json_string_value(json_object_get(pol, "policy"));
+        lang = json_string_value(json_object_get(pol, "language"));
+    }
+    char mid[65], defname[80];
+    json_t *old = NULL;
+    if (id) {
+        snprintf(mid, sizeof mid, "%s", id);
+        old = store_mon_get(api_cfg.store, sess_id(s), mid);
+    } else {
+        long n;
+        do {
+            json_decref(old);
+            old = NULL;
+            n = store_sess_next(api_cfg.store, sess_id(s), 1);
+            snprintf(mid, sizeof mid, "%ld", n);
+        } while (n > 0 && (old = store_mon_get(api_cfg.store, sess_id(s), mid)));
+    }
+    if (old) {
+        json_decref(old);
+        http_err(rs, 409, "conflict", "monitor '%s' already exists", mid);
+        goto out;
+    }
+    if (!name) {
+        snprintf(defname, sizeof defname, "Monitor #%s", mid);
+        name = defname;
+    }
+    json_t *req = json_pack("{s:s,s:s,s:s,s:s}", "op", "monitor_new", "mid", mid, "policy", src,
+                            "language", lang ? lang : "invariant");
+    if (params)
+        json_object_set(req, "parameters", params);
+    json_t *res;
+    json_t *r = call_ok_j(s, req, &res, rs);
+    if (r) {
+        char *pj = params ? json_dumps(params, JSON_COMPACT) : NULL;
+        int rc = store_mon_insert(api_cfg.store, sess_id(s), mid, name, pol_id, lang, src, pj, 0);
+        free(pj);
+        if (rc != STORE_OK) {
+            sess_drop_worker(s);
+            http_err(rs, 503, "store_unavailable", "the monitor could not be stored");
+        } else {
+            http_json(rs, 201, mon_view(store_mon_get(api_cfg.store, sess_id(s), mid)));
+        }
+        json_decref(r);
+    }
+out:
+    json_decref(pol);
+    close_sess(s);
+    json_decref(b);
+}
+
+static void h_mon_list(struct http_req *rq, struct http_resp *rs)
+{
+    struct sess *s = sess_get(rq->param[0]);
+    if (!s) {
+        http_err(rs, 404, "not_found", "no session '%s'", rq->param[0]);
+        return;
+    }
+    json_t *a = store_mon_list(api_cfg.store, sess_id(s));
+    size_t i;
+    json_t *m;
+    json_array_foreach(a, i, m) mon_view(m);
+    http_json(rs, 200, json_pack("{s:o}", "monitors", a));
+    sess_put(s);
+}
+
+static void h_mon_get(struct http_req *rq, struct http_resp *rs)
+{
+    struct sess *s = sess_get(rq->param[0]);
+    if (!s) {
+        http_err(rs, 404, "not_found", "no session '%s'", rq->param[0]);
+        return;
+    }
+    json_t *m = store_mon_get(api_cfg.store, sess_id(s), rq->param[1]);
+    if (m)
+        http_json(rs, 200, mon_view(m));
+    else
+        http_err(rs, 404, "not_found", "no monitor '%s' in session '%s'", rq->param[1], rq->param[0]);
+    sess_put(s);
+}
+
+static void h_mon_delete(struct http_req *rq, struct http_resp *rs)
+{
+    struct sess *s = open_sess(rq, rs);
+    if (!s)
+        return;
+    if (store_mon_delete(api_cfg.store, sess_id(s), rq->param[1]) != STORE_OK) {
+        http_err(rs, 404, "not_found", "no monitor '%s' in session '%s'", rq->param[1], rq->param[0]);
+    } else {
+        json_t *res;
+        json_t *r = call_ok_j(s, json_pack("{s:s,s:s}", "op", "monitor_drop", "mid", rq->param[1]),
+                              &res, rs);
+        if (!r)
+            sess_drop_worker(s);
+        json_decref(r);
+        http_json(rs, 200, json_pack("{s:s,s:b}", "id", rq->param[1], "deleted", 1));
+    }
+    close_sess(s);
+}
+
+static void h_mon_events(struct http_req *rq, struct http_resp *rs)
+{
+    json_t *b = http_body_object(rq, rs);
+    if (!b)
+        return;
+    json_t *events;
+    long long seq = -1;
+    if (get_array(b, "events", 1, &events, rs)) {
+        json_decref(b);
+        return;
+    }
+    json_t *sq = json_object_get(b, "seq");
+    if (sq && !json_is_null(sq)) {
+        if (!json_is_integer(sq) || json_integer_value(sq) < 0) {
+            json_decref(b);
+            http_err(rs, 400, "bad_request", "field 'seq' must be a non-negative integer");
+            return;
+        }
+        seq = json_integer_value(sq);
+    }
+    struct sess *s = open_sess(rq, rs);
+    if (!s) {
+        json_decref(b);
+        return;
+    }
+    json_t *m = store_mon_get(api_cfg.store, sess_id(s), rq->param[1]);
+    if (!m) {
+        http_err(rs, 404, "not_found", "no monitor '%s' in session '%s'", rq->param[1], rq->param[0]);
+        goto out;
+    }
+    json_decref(m);
+    if (seq >= 0) {
+        char *prev = store_chunk_by_seq(api_cfg.store, sess_id(s), rq->param[1], seq);
+        if (prev) {
+            json_t *pj = json_loads(prev, 0, NULL);
+            free(prev);
+            if (pj)
+                json_object_set_new(pj, "duplicate", json_true());
+            http_json(rs, 200, pj);
+            goto out;
+        }
+        long long max = store_chunk_max_seq(api_cfg.store, sess_id(s), rq->param[1]);
+        if (seq <= max) {
+            http_err(rs, 409, "seq_conflict",
+                     "seq %lld is not after the last accepted seq %lld and was never accepted", seq,
+                     max);
+            goto out;
+        }
+    }
+    json_t *answer, *werr;
+    struct wfail f;
+    int rc = api_monitor_chunk(s, rq->param[1], events, "native", seq, &answer, &werr, &f);
+    if (rc == 0)
+        http_json(rs, 200, answer);
+    else if (rc == 1) {
+        api_werr(rs, werr);
+        json_decref(werr);
+    } else
+        api_fail(rs, &f);
+out:
+    close_sess(s);
+    json_decref(b);
+}
+
+static void h_mon_violations(struct http_req *rq, struct http_resp *rs)
+{
+    struct sess *s = sess_get(rq->param[0]);
+    if (!s) {
+        http_err(rs, 404, "not_found", "no session '%s'", rq->param[0]);
+        return;
+    }
+    json_t *m = store_mon_get(api_cfg.store, sess_id(s), rq->param[1]);
+    if (m) {
+        http_json(rs, 200,
+                  json_pack("{s:o,s:O}", "violations",
+                            store_viol_list(api_cfg.store, sess_id(s), rq->param[1]),
+                            "events_seen", json_object_get(m, "events_seen")));
+        json_decref(m);
+    } else {
+        http_err(rs, 404, "not_found", "no monitor '%s' in session '%s'", rq->param[1], rq->param[0]);
+    }
+    sess_put(s);
+}
+
+static const struct http_route native_routes[] = {
+    {"GET", "/healthz", h_healthz},
+    {"GET", "/readyz", h_readyz},
+    {"GET", "/metrics", h_metrics},
+    {"GET", "/openapi.json", h_openapi},
+    {"GET", "/docs", h_docs},
+    {"POST", "/v1/check", h_check},
+    {"POST", "/v1/compile", h_compile},
+    {"POST", "/v1/sessions", h_sess_create},
+    {"GET", "/v1/sessions/{sid}", h_sess_get},
+    {"DELETE", "/v1/sessions/{sid}", h_sess_delete},
+    {"POST", "/v1/sessions/{sid}/eval", h_eval},
+    {"POST", "/v1/sessions/{sid}/policies", h_pol_create},
+    {"GET", "/v1/sessions/{sid}/policies", h_pol_list},
+    {"GET", "/v1/sessions/{sid}/policies/{pid}", h_pol_get},
+    {"PUT", "/v1/sessions/{sid}/policies/{pid}", h_pol_put},
+    {"DELETE", "/v1/sessions/{sid}/policies/{pid}", h_pol_delete},
+    {"POST", "/v1/sessions/{sid}/policies/{pid}/analyze", h_pol_analyze},
+    {"POST", "/v1/sessions/{sid}/monitors", h_mon_create},
+    {"GET", "/v1/sessions/{sid}/monitors", h_mon_list},
+    {"GET", "/v1/sessions/{sid}/monitors/{mid}", h_mon_get},
+    {"DELETE", "/v1/sessions/{sid}/monitors/{mid}", h_mon_delete},
+    {"POST", "/v1/sessions/{sid}/monitors/{mid}/events", h_mon_events},
+    {"GET", "/v1/sessions/{sid}/monitors/{mid}/violations", h_mon_violations},
+};
+
+const struct http_route *api_routes(size_t *n)
+{
+    static struct http_route all[80];
+    static size_t nall;
+    if (!nall) {
+        size_t nn = sizeof native_routes / sizeof native_routes[0];
+        memcpy(all, native_routes, sizeof native_routes);
+        size_t nc = 0;
+        const struct http_route *c = compat_routes(&nc);
+        if (nn + nc > sizeof all / sizeof all[0])
+            nc = sizeof all / sizeof all[0] - nn;
+        memcpy(all + nn, c, nc * sizeof *c);
+        nall = nn + nc;
+    }
+    *n = nall;
+    return all;
+}

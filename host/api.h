@@ -1,0 +1,75 @@
+/*
+ * api.h — the REST routes of vigild (native /v1 routes in api.c, compatibility routes in
+ * compat.c) and the helpers they share: worker calls with error mapping, request splicing,
+ * monitor chunks.
+ *
+ * Handlers never parse a trace beyond checking its JSON type and size; the worker does the rest.
+ * Worker error codes map to statuses as in docs/internals.md §2.
+ */
+#ifndef VIGIL_HOST_API_H
+#define VIGIL_HOST_API_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http.h"
+
+struct store;
+struct sess;
+
+struct api_cfg {
+    struct store *store;       /* borrowed */
+    size_t max_events;         /* events per trace / chunk */
+    size_t max_policy;         /* bytes of policy source */
+    int enable_eval;           /* expose POST /v1/sessions/{sid}/eval */
+    int insecure;              /* the jail is off */
+    const char *jail_summary;  /* borrowed */
+    int jail_full;
+    const char *openapi;       /* the OpenAPI document (borrowed), or NULL */
+    size_t openapi_len;
+};
+
+void api_init(const struct api_cfg *cfg);
+/* The full route table (native + compatibility). */
+const struct http_route *api_routes(size_t *n);
+const struct http_route *compat_routes(size_t *n);
+
+extern struct api_cfg api_cfg;
+
+/* A transport failure: no worker answer. */
+struct wfail {
+    int status;      /* 429, 503, 504 */
+    const char *code; /* "busy", "worker_unavailable", "deadline_exceeded", ... */
+    char msg[320];
+    int retry_after;
+};
+
+/* One worker call on s (locked by the caller) or on the stateless pool (s NULL). Returns the
+ * parsed answer {"ok": ...} (owned) or NULL with f filled. */
+json_t *api_call(struct sess *s, const char *req, size_t len, struct wfail *f);
+/* Same with a request object (stolen). */
+json_t *api_call_j(struct sess *s, json_t *req, struct wfail *f);
+
+/* The HTTP status for a worker error code (internals.md §2). */
+int api_werr_status(const char *code);
+
+/* Builds a worker request from a client body (a JSON object, validated) plus fields that
+ * override the client's (stolen), without re-encoding the body. Returns malloc'd text. */
+char *api_splice(const char *body, size_t len, json_t *fields, size_t *out_len);
+
+/* Chains the canonical JSON (sorted keys, compact) of events[from..to) into h. */
+uint64_t api_hash_events(uint64_t h, json_t *events, size_t from, size_t to);
+uint64_t api_hash_parse(const char *hex);
+
+/* With s locked: evaluates and commits one chunk of monitor mid.
+ * Returns 0 with *answer (owned {"violations", "events_seen"}); 1 with *werr (owned worker
+ * error object); -1 with f filled (transport or store failure). seq < 0: none. */
+int api_monitor_chunk(struct sess *s, const char *mid, json_t *events, const char *format,
+                      long long seq, json_t **answer, json_t **werr, struct wfail *f);
+
+/* Native error responses. */
+void api_fail(struct http_resp *rs, const struct wfail *f);
+void api_werr(struct http_resp *rs, json_t *err); /* borrows err */
+
+#endif

@@ -1,0 +1,855 @@
+/*
+ * compat.c — the compatibility routes, with the request and response shapes of the systems
+ * vigild replaces (spec/invariant-reference.md §10.6-10.7):
+ *   invariant-server, stateless era: POST /api/policy/analyze, POST /api/monitor/check;
+ *   invariant-server, session era: /session/new, /session, /policy/new, /policy, /policy/{id},
+ *     /policy/{id}/analyze, /monitor/new, /monitor, /monitor/{id}, /monitor/{id}/check, each
+ *     with ?session_id=;
+ *   the hosted Guardrails API: POST /api/v1/policy/check, POST /api/v1/policy/load.
+ * Errors use FastAPI's {"detail": ...}; failures inside a worker answer as the originals did
+ * (HTTP 200 with a JSON string for invariant-server, 400 catchphrases for Guardrails).
+ */
+#include "api.h"
+
+#include "session.h"
+#include "store.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void detail(struct http_resp *rs, int status, const char *msg)
+{
+    http_json(rs, status, json_pack("{s:s}", "detail", msg));
+}
+
+static void fail_detail(struct http_resp *rs, const struct wfail *f)
+{
+    detail(rs, f->status, f->msg);
+    rs->retry_after = f->retry_after;
+}
+
+/* A numeric id renders as a number, as invariant-server's counters did. */
+static json_t *id_value(const char *id)
+{
+    char *end;
+    long long v = strtoll(id, &end, 10);
+    if (*id && !*end && id[0] != '0')
+        return json_integer(v);
+    return json_string(id);
+}
+
+/* The request body as a JSON object, or NULL after a 422 (FastAPI's validation status). */
+static json_t *body_object(struct http_req *rq, struct http_resp *rs)
+{
+    json_error_t e;
+    json_t *j = rq->body_len ? json_loadb(rq->body, rq->body_len, 0, &e) : NULL;
+    if (!j || !json_is_object(j)) {
+        json_decref(j);
+        detail(rs, 422, rq->body_len ? "the request body must be a JSON object"
+                                     : "the request body is missing");
+        return NULL;
+    }
+    return j;
+}
+
+/* The session named by ?session_id=, locked; NULL after a 404/422. */
+static struct sess *compat_sess(struct http_req *rq, struct http_resp *rs)
+{
+    const char *id = http_query(rq, "session_id");
+    if (!id) {
+        detail(rs, 422, "query parameter 'session_id' is required");
+        return NULL;
+    }
+    struct sess *s = sess_get(id);
+    if (!s || sess_lock(s)) {
+        sess_put(s);
+        detail(rs, 404, "Session not found");
+        return NULL;
+    }
+    return s;
+}
+
+static void done(struct sess *s)
+{
+    sess_unlock(s);
+    sess_put(s);
+}
+
+/* The text of a worker error, as the originals showed exception text. */
+static char *werr_text(json_t *err)
+{
+    const char *m = json_string_value(json_object_get(err, "message"));
+    const char *c = json_string_value(json_object_get(err, "code"));
+    char buf[2048];
+    snprintf(buf, sizeof buf, "%s", m ? m : c ? c : "error");
+    return strdup(buf);
+}
+
+/* invariant-server: a failure inside the worker is HTTP 200 with a JSON string. */
+static void ipc_error(struct http_resp *rs, json_t *err)
+{
+    char *t = werr_text(err);
+    char buf[2200];
+    snprintf(buf, sizeof buf, "Invariant IPC Error: %s traceback: ", t ? t : "");
+    free(t);
+    http_json(rs, 200, json_string(buf));
+}
+
+/* One worker call; returns the result (owned root in *root) or NULL after responding. With
+ * ipc, worker errors answer as invariant-server did. */
+static json_t *call(struct sess *s, json_t *req, json_t **root, int ipc, struct http_resp *rs)
+{
+    struct wfail f;
+    *root = api_call_j(s, req, &f);
+    if (!*root) {
+        fail_detail(rs, &f);
+        return NULL;
+    }
+    if (!json_is_true(json_object_get(*root, "ok"))) {
+        json_t *e = json_object_get(*root, "error");
+        if (ipc) {
+            ipc_error(rs, e);
+        } else {
+            char *t = werr_text(e);
+            detail(rs, api_werr_status(json_string_value(json_object_get(e, "code"))), t ? t : "");
+            free(t);
+        }
+        json_decref(*root);
+        *root = NULL;
+        return NULL;
+    }
+    json_t *r = json_object_get(*root, "result");
+    if (!r) {
+        json_object_set_new(*root, "result", json_object());
+        r = json_object_get(*root, "result");
+    }
+    return r;
+}
+
+/* ---- sessions ---- */
+
+static void c_session_new(struct http_req *rq, struct http_resp *rs)
+{
+    const char *want = http_query(rq, "session_id");
+    if (want) {
+        struct sess *s = sess_get(want);
+        if (s) {
+            http_json(rs, 200, json_pack("{s:s}", "id", sess_id(s)));
+            sess_put(s);
+            return;
+        }
+    }
+    char sid[65], token[33];
+    int rc = sess_create(NULL, 0, sid, token);
+    if (rc) {
+        detail(rs, rc == SESS_EFULL ? 429 : 503, "cannot create a session");
+        return;
+    }
+    http_json(rs, 200, json_pack("{s:s}", "id", sid));
+}
+
+static void c_session_get(struct http_req *rq, struct http_resp *rs)
+{
+    const char *id = http_query(rq, "session_id");
+    struct sess *s = id ? sess_get(id) : NULL;
+    if (!s) {
+        detail(rs, 404, "Session not found");
+        return;
+    }
+    http_json(rs, 200, json_pack("{s:s}", "id", sess_id(s)));
+    sess_put(s);
+}
+
+static void c_session_delete(struct http_req *rq, struct http_resp *rs)
+{
+    const char *id = http_query(rq, "session_id");
+    if (!id || sess_delete(id)) {
+        detail(rs, 404, "Session not found");
+        return;
+    }
+    http_json(rs, 200, json_pack("{s:b}", "ok", 1));
+}
+
+/* ---- policies ---- */
+
+static json_t *pol_obj(struct sess *s, json_t *p)
+{
+    const char *id = json_string_value(json_object_get(p, "id"));
+    json_t *o = json_pack("{s:O,s:O,s:s,s:o}", "rule", json_object_get(p, "policy"), "name",
+                          json_object_get(p, "name"), "session_id", sess_id(s), "policy_id",
+                          id_value(id ? id : ""));
+    json_decref(p);
+    return o;
+}
+
+static void c_policy_new(struct http_req *rq, struct http_resp *rs)
+{
+    json_t *b = body_object(rq, rs);
+    if (!b)
+        return;
+    json_t *rule = json_object_get(b, "rule"), *name = json_object_get(b, "name");
+    if (!json_is_string(rule) || (name && !json_is_null(name) && !json_is_string(name))) {
+        json_decref(b);
+        detail(rs, 422, "body: 'rule' (a string) is required; 'name' must be a string");
+        return;
+    }
+    if (json_string_length(rule) > api_cfg.max_policy) {
+        json_decref(b);
+        detail(rs, 413, "the policy exceeds the size limit");
+        return;
+    }
+    struct sess *s = compat_sess(rq, rs);
+    if (!s) {
+        json_decref(b);
+        return;
+    }
+    char pid[32], defname[48];
+    long n;
+    json_t *old = NULL;
+    do {
+        json_decref(old);
+        n = store_sess_next(api_cfg.store, sess_id(s), 0);
+        snprintf(pid, sizeof pid, "%ld", n);
+    } while (n > 0 && (old = store_pol_get(api_cfg.store, sess_id(s), pid)));
+    snprintf(defname, sizeof defname, "Policy #%ld", n);
+    const char *nm = json_is_string(name) ? json_string_value(name) : defname;
+    json_t *root;
+    json_t *res = n > 0 ? call(s,
+                               json_pack("{s:s,s:s,s:O,s:s}", "op", "policy_put", "pid", pid,
+                                         "policy", rule, "language", "invariant"),
+                               &root, 0, rs)
+                        : NULL;
+    if (n <= 0)
+        detail(rs, 503, "cannot allocate a policy id");
+    if (res) {
+        char *rules = json_dumps(json_object_get(res, "rules") ? json_object_get(res, "rules")
+                                                                : json_array(),
+                                 JSON_COMPACT | JSON_ENCODE_ANY);
+        int rc = store_pol_insert(api_cfg.store, sess_id(s), pid, nm, "invariant",
+                                  json_string_value(rule), rules);
+        free(rules);
+        if (rc != STORE_OK) {
+            sess_drop_worker(s);
+            detail(rs, 503, "the policy could not be stored");
+        } else {
+            http_json(rs, 200, pol_obj(s, store_pol_get(api_cfg.store, sess_id(s), pid)));
+        }
+        json_decref(root);
+    }
+    done(s);
+    json_decref(b);
+}
+
+static void c_policy_list(struct http_req *rq, struct http_resp *rs)
+{
+    struct sess *s = compat_sess(rq, rs);
+    if (!s)
+        return;
+    json_t *a = store_pol_list(api_cfg.store, sess_id(s));
+    json_t *out = json_array();
+    size_t i;
+    json_t *p;
+    json_array_foreach(a, i, p) json_array_append_new(out, pol_obj(s, json_incref(p)));
+    json_decref(a);
+    http_json(rs, 200, out);
+    done(s);
+}
+
+static void c_policy_template(struct http_req *rq, struct http_resp *rs)
+{
+    (void)rq; /* unused */
+    http_json(rs, 200,
+              json_string("raise \"policy violation\" if:\n    (msg: Message)\n    msg.role == \"user\""));
+}
+
+static void c_policy_get(struct http_req *rq, struct http_resp *rs)
+{
+    struct sess *s = compat_sess(rq, rs);
+    if (!s)
+        return;
+    json_t *p = store_pol_get(api_cfg.store, sess_id(s), rq->param[0]);
+    if (p)
+        http_json(rs, 200, pol_obj(s, p));
+    else
+        detail(rs, 404, "Policy not found");
+    done(s);
+}
+
+static void c_policy_put(struct http_req *rq, struct http_resp *rs)
+{
+    json_t *b = body_object(rq, rs);
+    if (!b)
+        return;
+    json_t *rule = json_object_get(b, "rule"), *name = json_object_get(b, "name");
+    if (!json_is_string(rule) || (name && !json_is_null(name) && !json_is_string(name))) {
+        json_decref(b);
+        detail(rs, 422, "body: 'rule' (a string) is required; 'name' must be a string");
+        return;
+    }
+    struct sess *s = compat_sess(rq, rs);
+    if (!s) {
+        json_decref(b);
+        return;
+    }
+    json_t *old = store_pol_get(api_cfg.store, sess_id(s), rq->param[0]);
+    if (!old) {
+        detail(rs, 404, "Policy not found");
+    } else {
+        const char *nm = json_is_string(name) ? json_string_value(name)
+                                              : json_string_value(json_object_get(old, "name"));
+        json_t *root;
+        json_t *res = call(s,
+                           json_pack("{s:s,s:s,s:O,s:s}", "op", "policy_put", "pid", rq->param[0],
+                                     "policy", rule, "language", "invariant"),
+                           &root, 0, rs);
+        if (res) {
+            char *rules = json_dumps(json_object_get(res, "rules") ? json_object_get(res, "rules")
+                                                                    : json_array(),
+                                     JSON_COMPACT | JSON_ENCODE_ANY);
+            if (store_pol_update(api_cfg.store, sess_id(s), rq->param[0], nm, "invariant",
+                                 json_string_value(rule), rules) != STORE_OK) {
+                sess_drop_worker(s);
+                detail(rs, 503, "the policy could not be stored");
+            } else {
+                http_json(rs, 200, pol_obj(s, store_pol_get(api_cfg.store, sess_id(s), rq->param[0])));
+            }
+            free(rules);
+            json_decref(root);
+        }
+        json_decref(old);
+    }
+    done(s);
+    json_decref(b);
+}
+
+static void c_policy_delete(struct http_req *rq, struct http_resp *rs)
+{
+    struct sess *s = compat_sess(rq, rs);
+    if (!s)
+        return;
+    if (store_pol_delete(api_cfg.store, sess_id(s), rq->param[0]) != STORE_OK) {
+        detail(rs, 404, "Policy not found");
+    } else {
+        struct wfail f;
+        json_t *r = api_call_j(s, json_pack("{s:s,s:s}", "op", "policy_drop", "pid", rq->param[0]),
+                               &f);
+        if (!r)
+            sess_drop_worker(s);
+        json_decref(r);
+        http_json(rs, 200, json_pack("{s:b}", "ok", 1));
+    }
+    done(s);
+}
+
+static void c_policy_analyze(struct http_req *rq, struct http_resp *rs)
+{
+    json_t *b = body_object(rq, rs);
+    if (!b)
+        return;
+    json_t *trace = json_object_get(b, "trace");
+    if (!json_is_array(trace)) {
+        json_decref(b);
+        detail(rs, 422, "body: 'trace' (a list) is required");
+        return;
+    }
+    if (json_array_size(trace) > api_cfg.max_events) {
+        json_decref(b);
+        detail(rs, 413, "the trace exceeds the event limit");
+        return;
+    }
+    struct sess *s = compat_sess(rq, rs);
+    if (!s) {
+        json_decref(b);
+        return;
+    }
+    json_t *p = store_pol_get(api_cfg.store, sess_id(s), rq->param[0]);
+    if (!p) {
+        detail(rs, 404, "Policy not found");
+    } else {
+        json_decref(p);
+        json_t *root;
+        json_t *res = call(s,
+                           json_pack("{s:s,s:s,s:O,s:s}", "op", "analyze", "pid", rq->param[0],
+                                     "trace", trace, "format", "server_text"),
+                           &root, 1, rs);
+        if (res) {
+            json_t *v = json_object_get(res, "violations");
+            http_json(rs, 200,
+                      json_pack("{s:O,s:[]}", "errors", v ? v : json_array(), "handled_errors"));
+            json_decref(root);
+        }
+    }
+    done(s);
+    json_decref(b);
+}
+
+/* ---- monitors ---- */
+
+static json_t *mon_obj(struct sess *s, json_t *m)
+{
+    const char *id = json_string_value(json_object_get(m, "id"));
+    json_t *o = json_pack("{s:s,s:o,s:O,s:O}", "session_id", sess_id(s), "monitor_id",
+                          id_value(id ? id : ""), "rule", json_object_get(m, "policy"), "name",
+                          json_object_get(m, "name"));
+    json_decref(m);
+    return o;
+}
+
+static void c_monitor_new(struct http_req *rq, struct http_resp *rs)
+{
+    json_t *b = body_object(rq, rs);
+    if (!b)
+        return;
+    json_t *pidv = json_object_get(b, "policy_id"), *rule = json_object_get(b, "rule");
+    json_t *name = json_object_get(b, "name");
+    if (pidv && json_is_null(pidv))
+        pidv = NULL;
+    if (rule && json_is_null(rule))
+        rule = NULL;
+    if ((pidv == NULL) == (rule == NULL) || (rule && !json_is_string(rule)) ||
+        (pidv && !json_is_string(pidv) && !json_is_integer(pidv)) ||
+        (name && !json_is_null(name) && !json_is_string(name))) {
+        json_decref(b);
+        detail(rs, 422, "exactly one of 'policy_id' or 'rule' must be given");
+        return;
+    }
+    struct sess *s = compat_sess(rq, rs);
+    if (!s) {
+        json_decref(b);
+        return;
+    }
+    char polid[40] = "";
+    const char *src;
+    json_t *pol = NULL;
+    if (pidv) {
+        if (json_is_integer(pidv))
+            snprintf(polid, sizeof polid, "%" JSON_INTEGER_FORMAT, json_integer_value(pidv));
+        else
+            snprintf(polid, sizeof polid, "%s", json_string_value(pidv));
+        pol = store_pol_get(api_cfg.store, sess_id(s), polid);
+        if (!pol) {
+            detail(rs, 404, "Policy not found");
+            goto out;
+        }
+        src = json_string_value(json_object_get(pol, "policy"));
+    } else {
+        src = json_string_value(rule);
+    }
+    char mid[32], defname[48];
+    long n;
+    json_t *old = NULL;
+    do {
+        json_decref(old);
+        n = store_sess_next(api_cfg.store, sess_id(s), 1);
+        snprintf(mid, sizeof mid, "%ld", n);
+    } while (n > 0 && (old = store_mon_get(api_cfg.store, sess_id(s), mid)));
+    if (n <= 0) {
+        detail(rs, 503, "cannot allocate a monitor id");
+        goto out;
+    }
+    snprintf(defname, sizeof defname, "Monitor #%ld", n);
+    json_t *root;
+    json_t *res = call(s,
+                       json_pack("{s:s,s:s,s:s,s:s}", "op", "monitor_new", "mid", mid, "policy", src,
+                                 "language", "invariant"),
+                       &root, 0, rs);
+    if (res) {
+        if (store_mon_insert(api_cfg.store, sess_id(s), mid,
+                             json_is_string(name) ? json_string_value(name) : defname,
+                             pidv ? polid : NULL, "invariant", src, NULL, 1) != STORE_OK) {
+            sess_drop_worker(s);
+            detail(rs, 503, "the monitor could not be stored");
+        } else {
+            http_json(rs, 200, mon_obj(s, store_mon_get(api_cfg.store, sess_id(s), mid)));
+        }
+        json_decref(root);
+    }
+out:
+    json_decref(pol);
+    done(s);
+    json_decref(b);
+}
+
+static void c_monitor_list(struct http_req *rq, struct http_resp *rs)
+{
+    struct sess *s = compat_sess(rq, rs);
+    if (!s)
+        return;
+    json_t *a = store_mon_list(api_cfg.store, sess_id(s));
+    json_t *out = json_array();
+    size_t i;
+    json_t *m;
+    json_array_foreach(a, i, m) json_array_append_new(out, mon_obj(s, json_incref(m)));
+    json_decref(a);
+    http_json(rs, 200, out);
+    done(s);
+}
+
+static void c_monitor_get(struct http_req *rq, struct http_resp *rs)
+{
+    struct sess *s = compat_sess(rq, rs);
+    if (!s)
+        return;
+    json_t *m = store_mon_get(api_cfg.store, sess_id(s), rq->param[0]);
+    if (m)
+        http_json(rs, 200, mon_obj(s, m));
+    else
+        detail(rs, 404, "Monitor not found");
+    done(s);
+}
+
+static void c_monitor_delete(struct http_req *rq, struct http_resp *rs)
+{
+    struct sess *s = compat_sess(rq, rs);
+    if (!s)
+        return;
+    if (store_mon_delete(api_cfg.store, sess_id(s), rq->param[0]) != STORE_OK) {
+        detail(rs, 404, "Monitor not found");
+    } else {
+        struct wfail f;
+        json_t *r = api_call_j(s, json_pack("{s:s,s:s}", "op", "monitor_drop", "mid", rq->param[0]),
+                               &f);
+        if (!r)
+            sess_drop_worker(s);
+        json_decref(r);
+        http_json(rs, 200, json_pack("{s:b}", "ok", 1));
+    }
+    done(s);
+}
+
+/* Sends a chunk whose violations the client must not see (history catch-up). 0 or -1 after
+ * responding. */
+static int silent_chunk(struct sess *s, const char *mid, json_t *events, struct http_resp *rs)
+{
+    if (json_array_size(events) == 0)
+        return 0;
+    json_t *answer, *werr;
+    struct wfail f;
+    json_t *none = json_array();
+    int rc = api_monitor_chunk(s, mid, events, "native", -1, &answer, &werr, &f);
+    json_decref(none);
+    if (rc == 0) {
+        json_decref(answer);
+        return 0;
+    }
+    if (rc == 1) {
+        ipc_error(rs, werr);
+        json_decref(werr);
+    } else {
+        fail_detail(rs, &f);
+    }
+    return -1;
+}
+
+static void c_monitor_check(struct http_req *rq, struct http_resp *rs)
+{
+    json_t *b = body_object(rq, rs);
+    if (!b)
+        return;
+    json_t *past = json_object_get(b, "past_events"), *pending = json_object_get(b, "pending_events");
+    if (!json_is_array(past) || !json_is_array(pending)) {
+        json_decref(b);
+        detail(rs, 422, "body: 'past_events' and 'pending_events' (lists) are required");
+        return;
+    }
+    if (json_array_size(past) + json_array_size(pending) > api_cfg.max_events) {
+        json_decref(b);
+        detail(rs, 413, "the trace exceeds the event limit");
+        return;
+    }
+    struct sess *s = compat_sess(rq, rs);
+    if (!s) {
+        json_decref(b);
+        return;
+    }
+    const char *mid = rq->param[0];
+    json_t *m = store_mon_get(api_cfg.store, sess_id(s), mid);
+    if (!m) {
+        detail(rs, 404, "Monitor not found");
+        goto out;
+    }
+    size_t seen = (size_t)json_integer_value(json_object_get(m, "events_seen"));
+    uint64_t want = api_hash_parse(json_string_value(json_object_get(m, "hash")));
+    size_t np = json_array_size(past);
+    uint64_t h = api_hash_events(0, past, 0, np < seen ? np : seen);
+    if (np >= seen && h == want) {
+        /* The client's history extends what the monitor saw: catch up on the difference. */
+        if (np > seen) {
+            json_t *missing = json_array();
+            for (size_t i = seen; i < np; i++)
+                json_array_append(missing, json_array_get(past, i));
+            int rc = silent_chunk(s, mid, missing, rs);
+            json_decref(missing);
+            if (rc)
+                goto out_m;
+        }
+    } else {
+        /* History rewritten: rebuild the monitor from the client's past events. */
+        util_log(LOG_INFO, "monitor %s/%s: past_events differ from the monitor's history; resynchronising",
+                 sess_id(s), mid);
+        json_t *root;
+        struct wfail f;
+        json_t *r = api_call_j(s, json_pack("{s:s,s:s}", "op", "monitor_drop", "mid", mid), &f);
+        json_decref(r);
+        json_t *req = json_pack("{s:s,s:s,s:O,s:O}", "op", "monitor_new", "mid", mid, "policy",
+                                json_object_get(m, "policy"), "language",
+                                json_object_get(m, "language"));
+        json_t *params = json_object_get(m, "parameters");
+        if (json_is_object(params))
+            json_object_set(req, "parameters", params);
+        json_t *res = call(s, req, &root, 1, rs);
+        if (!res)
+            goto out_m;
+        json_decref(root);
+        if (store_mon_reset(api_cfg.store, sess_id(s), mid) != STORE_OK) {
+            sess_drop_worker(s);
+            detail(rs, 503, "the monitor could not be reset");
+            goto out_m;
+        }
+        if (silent_chunk(s, mid, past, rs))
+            goto out_m;
+    }
+    if (json_array_size(pending) == 0) {
+        http_json(rs, 200, json_array());
+        goto out_m;
+    }
+    json_t *answer, *werr;
+    struct wfail f;
+    int rc = api_monitor_chunk(s, mid, pending, "server_text", -1, &answer, &werr, &f);
+    if (rc == 0) {
+        http_json(rs, 200, json_incref(json_object_get(answer, "violations")));
+        json_decref(answer);
+    } else if (rc == 1) {
+        ipc_error(rs, werr);
+        json_decref(werr);
+    } else {
+        fail_detail(rs, &f);
+    }
+out_m:
+    json_decref(m);
+out:
+    done(s);
+    json_decref(b);
+}
+
+/* ---- invariant-server, stateless era ---- */
+
+static void c_api_policy_analyze(struct http_req *rq, struct http_resp *rs)
+{
+    json_t *b = body_object(rq, rs);
+    if (!b)
+        return;
+    json_t *trace = json_object_get(b, "trace"), *pol = json_object_get(b, "policy");
+    if (!json_is_array(trace) || !json_is_string(pol)) {
+        json_decref(b);
+        detail(rs, 422, "body: 'trace' (a list) and 'policy' (a string) are required");
+        return;
+    }
+    if (json_array_size(trace) > api_cfg.max_events || json_string_length(pol) > api_cfg.max_policy) {
+        json_decref(b);
+        detail(rs, 413, "the request exceeds a size limit");
+        return;
+    }
+    json_decref(b);
+    size_t len = 0;
+    char *req = api_splice(rq->body, rq->body_len,
+                           json_pack("{s:s,s:s,s:s}", "op", "check", "format", "server", "language",
+                                     "invariant"),
+                           &len);
+    struct wfail f;
+    json_t *root = req ? api_call(NULL, req, len, &f) : NULL;
+    free(req);
+    if (!root) {
+        fail_detail(rs, &f);
+        return;
+    }
+    if (!json_is_true(json_object_get(root, "ok"))) {
+        char *t = werr_text(json_object_get(root, "error"));
+        http_json(rs, 200, json_string(t ? t : "error"));
+        free(t);
+    } else {
+        json_t *v = json_object_get(json_object_get(root, "result"), "violations");
+        http_json(rs, 200, json_pack("{s:O,s:[]}", "errors", v ? v : json_array(), "handled_errors"));
+    }
+    json_decref(root);
+}
+
+static void c_api_monitor_check(struct http_req *rq, struct http_resp *rs)
+{
+    json_t *b = body_object(rq, rs);
+    if (!b)
+        return;
+    json_t *past = json_object_get(b, "past_events"), *pending = json_object_get(b, "pending_events");
+    json_t *pol = json_object_get(b, "policy");
+    if (!json_is_array(past) || !json_is_array(pending) || !json_is_string(pol)) {
+        json_decref(b);
+        detail(rs, 422, "body: 'past_events', 'pending_events' (lists) and 'policy' (a string) are required");
+        return;
+    }
+    size_t np = json_array_size(past);
+    if (np + json_array_size(pending) > api_cfg.max_events ||
+        json_string_length(pol) > api_cfg.max_policy) {
+        json_decref(b);
+        detail(rs, 413, "the request exceeds a size limit");
+        return;
+    }
+    json_t *trace = json_copy(past);
+    json_array_extend(trace, pending);
+    json_t *req = json_pack("{s:s,s:O,s:s,s:o,s:s,s:I}", "op", "check", "policy", pol, "language",
+                            "invariant", "trace", trace, "format", "server_text", "past_len",
+                            (json_int_t)np);
+    json_decref(b);
+    struct wfail f;
+    json_t *root = api_call_j(NULL, req, &f);
+    if (!root) {
+        fail_detail(rs, &f);
+        return;
+    }
+    if (!json_is_true(json_object_get(root, "ok"))) {
+        char *t = werr_text(json_object_get(root, "error"));
+        http_json(rs, 200, json_string(t ? t : "error"));
+        free(t);
+    } else {
+        json_t *v = json_object_get(json_object_get(root, "result"), "violations");
+        http_json(rs, 200, v ? json_incref(v) : json_array());
+    }
+    json_decref(root);
+}
+
+/* ---- the hosted Guardrails API ---- */
+
+/* Maps a worker error to the catchphrases the invariant-ai client classifies. */
+static void guardrails_error(struct http_resp *rs, json_t *err)
+{
+    const char *code = json_string_value(json_object_get(err, "code"));
+    const char *kind = json_string_value(json_object_get(err, "kind"));
+    char *t = werr_text(err);
+    char buf[2300];
+    int status = 400;
+    if (code && 0 == strcmp(code, "trace_invalid"))
+        snprintf(buf, sizeof buf, "Input Validation Error: %s", t);
+    else if (code && 0 == strcmp(code, "bad_request"))
+        snprintf(buf, sizeof buf, "Input Validation Error: %s", t);
+    else if (code && 0 == strcmp(code, "policy_invalid"))
+        snprintf(buf, sizeof buf, "%s", t);
+    else if (kind && 0 == strcmp(kind, "missing-parameter"))
+        snprintf(buf, sizeof buf, "Missing Policy Parameter: %s", t);
+    else if (kind && (0 == strcmp(kind, "attribute")))
+        snprintf(buf, sizeof buf, "Invariant Attribute Error: %s", t);
+    else if (kind && (0 == strcmp(kind, "excessive") || 0 == strcmp(kind, "excessive-policy")))
+        snprintf(buf, sizeof buf, "Excessive Policy: %s", t);
+    else {
+        status = api_werr_status(code);
+        if (status < 500 || status == 500)
+            status = 422;
+        snprintf(buf, sizeof buf, "Error during analysis: %s", t);
+    }
+    free(t);
+    json_t *o = json_pack("{s:s}", "detail", buf);
+    json_t *d = json_object_get(err, "diagnostics");
+    if (d)
+        json_object_set(o, "diagnostics", d);
+    http_json(rs, status, o);
+}
+
+static void c_guard_check(struct http_req *rq, struct http_resp *rs)
+{
+    json_t *b = body_object(rq, rs);
+    if (!b)
+        return;
+    json_t *msgs = json_object_get(b, "messages"), *pol = json_object_get(b, "policy");
+    json_t *params = json_object_get(b, "parameters");
+    if (!json_is_array(msgs) || !json_is_string(pol) ||
+        (params && !json_is_null(params) && !json_is_object(params))) {
+        json_decref(b);
+        detail(rs, 400, "Input Validation Error: 'messages' (a list) and 'policy' (a string) are "
+                        "required; 'parameters' must be an object");
+        return;
+    }
+    if (json_array_size(msgs) > api_cfg.max_events || json_string_length(pol) > api_cfg.max_policy) {
+        json_decref(b);
+        detail(rs, 413, "the request exceeds a size limit");
+        return;
+    }
+    json_t *req = json_pack("{s:s,s:O,s:s,s:O,s:s}", "op", "check", "policy", pol, "language",
+                            "invariant", "trace", msgs, "format", "invariant");
+    if (json_is_object(params))
+        json_object_set(req, "parameters", params);
+    json_decref(b);
+    struct wfail f;
+    json_t *root = api_call_j(NULL, req, &f);
+    if (!root) {
+        fail_detail(rs, &f);
+        return;
+    }
+    if (!json_is_true(json_object_get(root, "ok"))) {
+        guardrails_error(rs, json_object_get(root, "error"));
+    } else {
+        json_t *v = json_object_get(json_object_get(root, "result"), "violations");
+        http_json(rs, 200, json_pack("{s:O}", "errors", v ? v : json_array()));
+    }
+    json_decref(root);
+}
+
+static void c_guard_load(struct http_req *rq, struct http_resp *rs)
+{
+    json_t *b = body_object(rq, rs);
+    if (!b)
+        return;
+    json_t *pol = json_object_get(b, "policy");
+    if (!json_is_string(pol)) {
+        json_decref(b);
+        detail(rs, 400, "Input Validation Error: 'policy' (a string) is required");
+        return;
+    }
+    if (json_string_length(pol) > api_cfg.max_policy) {
+        json_decref(b);
+        detail(rs, 413, "the policy exceeds the size limit");
+        return;
+    }
+    json_t *req = json_pack("{s:s,s:O,s:s}", "op", "compile", "policy", pol, "language", "invariant");
+    json_decref(b);
+    struct wfail f;
+    json_t *root = api_call_j(NULL, req, &f);
+    if (!root) {
+        fail_detail(rs, &f);
+        return;
+    }
+    if (!json_is_true(json_object_get(root, "ok"))) {
+        guardrails_error(rs, json_object_get(root, "error"));
+    } else {
+        json_t *rules = json_object_get(json_object_get(root, "result"), "rules");
+        http_json(rs, 200, json_pack("{s:b,s:O}", "ok", 1, "rules", rules ? rules : json_array()));
+    }
+    json_decref(root);
+}
+
+static const struct http_route routes[] = {
+    {"GET", "/session/new", c_session_new},
+    {"GET", "/session", c_session_get},
+    {"DELETE", "/session", c_session_delete},
+    {"POST", "/policy/new", c_policy_new},
+    {"GET", "/policy", c_policy_list},
+    {"GET", "/policy/template", c_policy_template},
+    {"GET", "/policy/{id}", c_policy_get},
+    {"PUT", "/policy/{id}", c_policy_put},
+    {"DELETE", "/policy/{id}", c_policy_delete},
+    {"POST", "/policy/{id}/analyze", c_policy_analyze},
+    {"POST", "/monitor/new", c_monitor_new},
+    {"GET", "/monitor", c_monitor_list},
+    {"GET", "/monitor/{id}", c_monitor_get},
+    {"DELETE", "/monitor/{id}", c_monitor_delete},
+    {"POST", "/monitor/{id}/check", c_monitor_check},
+    {"POST", "/api/policy/analyze", c_api_policy_analyze},
+    {"POST", "/api/monitor/check", c_api_monitor_check},
+    {"POST", "/api/v1/policy/check", c_guard_check},
+    {"POST", "/api/v1/policy/load", c_guard_load},
+};
+
+const struct http_route *compat_routes(size_t *n)
+{
+    *n = sizeof routes / sizeof routes[0];
+    return routes;
+}
