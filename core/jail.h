@@ -37,7 +37,6 @@ void jail_filter_free(struct jail_filter *f); /* NULL ok */
 
 struct jail_cfg {
     int insecure;        /* 1: skip namespaces and the root change (partial jail) */
-    int keep_fd;         /* the one fd kept open (the socketpair end); moved to fd 3 */
     size_t rlimit_as;    /* 0: unchanged */
     int rlimit_cpu;      /* seconds; 0: unchanged */
     int rlimit_nofile;   /* 0: unchanged */
@@ -54,12 +53,12 @@ int jail_clone_flags(int insecure);
  * fork). Returns the child's pid in the parent, 0 in the child, -1 with errno on failure. */
 pid_t jail_fork(int insecure);
 
-/* Applies the jail in the calling (freshly forked) child, in order: user mapping (non-root),
- * private mounts + empty tmpfs root (pivot_root) remounted read-only, hostname, stdio to
- * /dev/null, fds closed except cfg->keep_fd (dup'ed to fd 3), TZ=UTC, rlimits, uid/gid 65534
- * (root), capabilities dropped, no_new_privs, seccomp. Returns the fd number now holding
- * keep_fd (3), or a negative pe_status with err filled (the process is then half-jailed:
- * report the error and _exit). */
-int jail_apply(const struct jail_cfg *cfg, struct pe_err *err);
+/* Applies the jail in the calling child (created by jail_fork), in order: stdio to /dev/null
+ * and every fd closed except *fd (moved to fd 3; *fd is updated at once), user mapping
+ * (non-root), private mounts + empty tmpfs root (pivot_root, else chroot) remounted read-only,
+ * hostname, TZ=UTC + tzset, rlimits, uid/gid 65534 (as root), capabilities dropped,
+ * no_new_privs, seccomp. Returns PE_OK, or a negative pe_status with err naming the step (the
+ * process is then half-jailed: report the error on *fd and _exit). */
+int jail_apply(const struct jail_cfg *cfg, int *fd, struct pe_err *err);
 
 #endif

@@ -1,0 +1,697 @@
+/* worker.c -- see worker.h: the dispatcher core, the jailed serve loop, the zygote and the
+ * host-side calls. */
+#include "worker.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ipc.h"
+#include "sandbox.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define WK_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WK_ASAN 1
+#endif
+#endif
+#ifndef WK_ASAN
+#define WK_ASAN 0
+#endif
+
+#define ZYG_HELLO_TIMEOUT_MS 120000
+#define WK_READY_TIMEOUT_MS 10000
+
+void zyg_cfg_init(struct zyg_cfg *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->mem_limit = SBX_MEM_LIMIT_DEFAULT;
+    cfg->instr_budget = SBX_INSTR_BUDGET_DEFAULT;
+    cfg->deadline_ms = SBX_DEADLINE_MS_DEFAULT;
+    cfg->max_frame = IPC_MAX_FRAME_DEFAULT;
+    /* ASan reserves terabytes of address space: RLIMIT_AS cannot apply to sanitizer builds */
+    cfg->rlimit_as = WK_ASAN ? 0 : cfg->mem_limit + ((size_t)512 << 20) + 2 * cfg->max_frame;
+    cfg->rlimit_cpu = 3600;
+    cfg->rlimit_nofile = 16;
+    cfg->rlimit_fsize = 0;
+    cfg->rlimit_nproc = 0;
+    cfg->sanitizer_build = WK_ASAN;
+}
+
+/* ================================================================ dispatcher core */
+
+struct wkcore {
+    struct sbx *sbx;
+    size_t max_frame;
+};
+
+static const char handle_key = 'h'; /* registry: the handle function of require "worker" */
+
+/* [-0, +0] requires "worker" and keeps its handle function in the registry */
+static int l_init(lua_State *L)
+{
+    lua_getglobal(L, "require");   /* push require */
+    lua_pushliteral(L, "worker");  /* push name */
+    lua_call(L, 1, 1);             /* push module */
+    if (lua_istable(L, -1))
+        lua_getfield(L, -1, "handle"); /* push module.handle */
+    if (!lua_isfunction(L, -1))
+        return luaL_error(L, "require 'worker' gave no handle function");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &handle_key); /* registry[key] = handle; pop */
+    return 0;
+}
+
+struct req_view {
+    const char *p;
+    size_t n;
+};
+
+/* [-0, +1] calls handle(payload); leaves the response string */
+static int l_call_handle(lua_State *L)
+{
+    const struct req_view *rv = lua_touserdata(L, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &handle_key); /* push handle */
+    lua_pushlstring(L, rv->p, rv->n);                /* push payload */
+    lua_call(L, 1, 1);                               /* push response */
+    if (lua_type(L, -1) != LUA_TSTRING)
+        return luaL_error(L, "worker.handle returned a %s, not a string", luaL_typename(L, -1));
+    return 1;
+}
+
+static int wkc_init(struct wkcore *c, const struct zyg_cfg *cfg, struct pe_err *err)
+{
+    struct sbx_cfg sc;
+    int rc;
+    sc.mem_limit = cfg->mem_limit;
+    sc.instr_budget = 0; /* loading the runtime is not budgeted */
+    sc.deadline_ms = 0;
+    c->max_frame = cfg->max_frame ? cfg->max_frame : IPC_MAX_FRAME_DEFAULT;
+    rc = sbx_new(&sc, &c->sbx, err);
+    if (rc != PE_OK)
+        return rc;
+    lua_pushcfunction(sbx_state(c->sbx), l_init); /* push init */
+    rc = sbx_call(c->sbx, 0, 0, err);
+    if (rc != PE_OK) {
+        sbx_free(c->sbx);
+        c->sbx = NULL;
+        return rc;
+    }
+    lua_gc(sbx_state(c->sbx), LUA_GCCOLLECT);
+    sc.instr_budget = cfg->instr_budget;
+    sc.deadline_ms = cfg->deadline_ms;
+    sbx_set_limits(c->sbx, &sc);
+    return PE_OK;
+}
+
+/* Appends s as JSON string contents (without quotes) to buf; returns the new length. */
+static size_t json_escape(char *buf, size_t cap, size_t n, const char *s)
+{
+    for (; *s != '\0' && n + 7 < cap; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            buf[n++] = '\\';
+            buf[n++] = (char)ch;
+        } else if (ch < 0x20) {
+            n += (size_t)snprintf(buf + n, cap - n, "\\u%04x", ch);
+        } else {
+            buf[n++] = (char)ch;
+        }
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+static int error_response(const char *code, const char *msg, char **resp, size_t *resp_len)
+{
+    size_t cap = 2 * 6 * 256 + 128, n;
+    char *b = malloc(cap);
+    if (b == NULL)
+        return PE_ENOMEM;
+    n = (size_t)snprintf(b, cap, "{\"ok\":false,\"error\":{\"code\":\"%s\",\"message\":\"", code);
+    n = json_escape(b, cap - 8, n, msg);
+    memcpy(b + n, "\"}}", 4);
+    *resp = b;
+    *resp_len = n + 3;
+    return PE_OK;
+}
+
+/* One request through handle(); every sandbox failure becomes an error response. */
+static int wkc_handle(struct wkcore *c, const char *req, size_t len, char **resp,
+                      size_t *resp_len, struct pe_err *err)
+{
+    lua_State *L = sbx_state(c->sbx);
+    struct req_view rv = {req, len};
+    struct pe_err e;
+    const char *s;
+    size_t n;
+    int rc;
+
+    *resp = NULL;
+    *resp_len = 0;
+    lua_pushcfunction(L, l_call_handle); /* push caller */
+    lua_pushlightuserdata(L, &rv);       /* push request view */
+    rc = sbx_call(c->sbx, 1, 1, &e);
+    switch (rc) {
+    case PE_OK:
+        break;
+    case PE_EMEMLIMIT:
+        return error_response("memory_limit", e.msg, resp, resp_len);
+    case PE_EDEADLINE:
+        return error_response("deadline_exceeded", e.msg, resp, resp_len);
+    default:
+        return error_response("internal", e.msg, resp, resp_len);
+    }
+    s = lua_tolstring(L, -1, &n);
+    *resp = malloc(n + 1);
+    if (*resp == NULL) {
+        lua_pop(L, 1);
+        return pe_err_set(err, PE_ENOMEM, "worker: out of memory for the response");
+    }
+    memcpy(*resp, s, n + 1);
+    *resp_len = n;
+    lua_pop(L, 1); /* pop response */
+    if (n > c->max_frame) {
+        free(*resp);
+        return error_response("internal", "response above the frame limit", resp, resp_len);
+    }
+    return PE_OK;
+}
+
+/* ================================================================ in-process variant */
+
+struct wk_local {
+    struct wkcore c;
+};
+
+int wk_local_new(const struct zyg_cfg *cfg, struct wk_local **out, struct pe_err *err)
+{
+    struct zyg_cfg def;
+    struct wk_local *w;
+    int rc;
+    *out = NULL;
+    if (cfg == NULL) {
+        zyg_cfg_init(&def);
+        cfg = &def;
+    }
+    w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return pe_err_set(err, PE_ENOMEM, "worker: out of memory");
+    rc = wkc_init(&w->c, cfg, err);
+    if (rc != PE_OK) {
+        free(w);
+        return rc;
+    }
+    *out = w;
+    return PE_OK;
+}
+
+int wk_local_call(struct wk_local *w, const char *req, size_t len, char **resp,
+                  size_t *resp_len, struct pe_err *err)
+{
+    return wkc_handle(&w->c, req, len, resp, resp_len, err);
+}
+
+void wk_local_free(struct wk_local *w)
+{
+    if (w == NULL)
+        return;
+    sbx_free(w->c.sbx);
+    free(w);
+}
+
+/* ================================================================ zygote */
+
+struct zmsg {
+    int32_t code; /* PE_OK or a pe_status */
+    int32_t pid;
+    char msg[256];
+};
+
+struct zyg {
+    pid_t pid;
+    int ctrl;
+    pthread_mutex_t mu;
+    struct zyg_cfg cfg;
+};
+
+/* state of the zygote process itself */
+struct zstate {
+    struct zyg_cfg cfg;
+    struct wkcore core;
+    struct jail_filter *filter;
+    int ctrl;
+    pid_t *kids;
+    size_t nkids, capkids;
+};
+
+static size_t wk_max_frame = IPC_MAX_FRAME_DEFAULT;
+
+static int send_zmsg(int fd, const struct zmsg *m, const int *fds, int nfds)
+{
+    struct iovec iov = {.iov_base = (void *)(uintptr_t)m, .iov_len = sizeof *m};
+    union {
+        char buf[CMSG_SPACE(2 * sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    ssize_t n;
+    if (nfds > 0) {
+        struct cmsghdr *cm;
+        memset(&u, 0, sizeof u);
+        mh.msg_control = u.buf;
+        mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+        cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+        memcpy(CMSG_DATA(cm), fds, (size_t)nfds * sizeof(int));
+    }
+    do
+        n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n == (ssize_t)sizeof *m ? 0 : -1;
+}
+
+/* Receives a zmsg with up to 2 fds (set to -1 when absent). 0, or -1 (EOF: errno 0). */
+static int recv_zmsg(int fd, struct zmsg *m, int fds[2])
+{
+    struct iovec iov = {.iov_base = m, .iov_len = sizeof *m};
+    union {
+        char buf[CMSG_SPACE(2 * sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                        .msg_controllen = sizeof u.buf};
+    struct cmsghdr *cm;
+    ssize_t n;
+    fds[0] = fds[1] = -1;
+    do
+        n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n == 0)
+        errno = 0;
+    if (n <= 0)
+        return -1;
+    for (cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+            size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            memcpy(fds, CMSG_DATA(cm), (k > 2 ? 2 : k) * sizeof(int));
+        }
+    }
+    if (n != (ssize_t)sizeof *m) {
+        errno = EPROTO;
+        return -1;
+    }
+    m->msg[sizeof m->msg - 1] = '\0';
+    return 0;
+}
+
+static void worker_child(struct zstate *zs, int fd) __attribute__((noreturn));
+static void worker_child(struct zstate *zs, int fd)
+{
+    struct jail_cfg jc;
+    struct pe_err e;
+    sigset_t none;
+    char *req, *resp;
+    size_t len, resp_len;
+    uint32_t id;
+
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    memset(&jc, 0, sizeof jc);
+    jc.insecure = zs->cfg.insecure_no_jail;
+    jc.rlimit_as = zs->cfg.rlimit_as;
+    jc.rlimit_cpu = zs->cfg.rlimit_cpu;
+    jc.rlimit_nofile = zs->cfg.rlimit_nofile;
+    jc.rlimit_fsize = zs->cfg.rlimit_fsize;
+    jc.rlimit_nproc = zs->cfg.rlimit_nproc;
+    jc.filter = zs->filter;
+    if (jail_apply(&jc, &fd, &e) != PE_OK) {
+        ipc_send(fd, 0, e.msg, strlen(e.msg) ? strlen(e.msg) : 1, zs->core.max_frame, 0, NULL);
+        _exit(1);
+    }
+    if (ipc_send(fd, 0, "", 0, zs->core.max_frame, 0, NULL) != PE_OK)
+        _exit(1);
+    for (;;) {
+        if (ipc_recv(fd, &req, &len, &id, zs->core.max_frame, 0, NULL) != PE_OK)
+            _exit(0); /* EOF (the host let go), or a protocol error: nothing to save */
+        if (wkc_handle(&zs->core, req, len, &resp, &resp_len, NULL) != PE_OK)
+            _exit(3);
+        free(req);
+        if (ipc_send(fd, id, resp, resp_len, zs->core.max_frame, 0, NULL) != PE_OK)
+            _exit(0);
+        free(resp);
+    }
+}
+
+static void zs_reap(struct zstate *zs)
+{
+    pid_t p;
+    size_t i;
+    while ((p = waitpid(-1, NULL, WNOHANG)) > 0) {
+        for (i = 0; i < zs->nkids; i++) {
+            if (zs->kids[i] == p) {
+                zs->kids[i] = zs->kids[--zs->nkids];
+                break;
+            }
+        }
+    }
+}
+
+static void zs_spawn(struct zstate *zs)
+{
+    struct zmsg m;
+    int sv[2], fds[2], pidfd;
+    pid_t pid;
+    struct pe_err e;
+
+    memset(&m, 0, sizeof m);
+    if (zs->nkids == zs->capkids) {
+        size_t nc = zs->capkids ? 2 * zs->capkids : 64;
+        pid_t *nk = realloc(zs->kids, nc * sizeof *nk);
+        if (nk == NULL) {
+            m.code = pe_err_set(&e, PE_ENOMEM, "zygote: out of memory");
+            goto fail;
+        }
+        zs->kids = nk;
+        zs->capkids = nc;
+    }
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        m.code = pe_err_sys(&e, "zygote: socketpair");
+        goto fail;
+    }
+    pid = jail_fork(zs->cfg.insecure_no_jail);
+    if (pid < 0) {
+        m.code = pe_err_sys(&e, "zygote: clone of a worker");
+        close(sv[0]);
+        close(sv[1]);
+        goto fail;
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        worker_child(zs, sv[1]);
+    }
+    close(sv[1]);
+    zs->kids[zs->nkids++] = pid;
+    pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    m.code = PE_OK;
+    m.pid = pid;
+    fds[0] = sv[0];
+    fds[1] = pidfd;
+    send_zmsg(zs->ctrl, &m, fds, pidfd >= 0 ? 2 : 1);
+    close(sv[0]);
+    if (pidfd >= 0)
+        close(pidfd);
+    return;
+fail:
+    snprintf(m.msg, sizeof m.msg, "%s", e.msg);
+    send_zmsg(zs->ctrl, &m, NULL, 0);
+}
+
+static void zygote_main(const struct zyg_cfg *cfg, int ctrl, pid_t parent)
+    __attribute__((noreturn));
+static void zygote_main(const struct zyg_cfg *cfg, int ctrl, pid_t parent)
+{
+    struct zstate zs;
+    struct zmsg m;
+    struct pe_err e;
+    sigset_t chld;
+    int sfd, rc;
+    size_t i;
+
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (getppid() != parent)
+        _exit(1);
+    prctl(PR_SET_NAME, "vigil-zygote", 0, 0, 0);
+    memset(&zs, 0, sizeof zs);
+    zs.cfg = *cfg;
+    if (dup2(ctrl, 3) < 0)
+        _exit(1);
+    zs.ctrl = 3;
+    syscall(SYS_close_range, 4U, ~0U, 0U);
+    setenv("TZ", "UTC", 1);
+    tzset();
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, NULL);
+    sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+
+    memset(&m, 0, sizeof m);
+    rc = sfd < 0 ? pe_err_sys(&e, "zygote: signalfd") : PE_OK;
+    if (rc == PE_OK)
+        rc = jail_filter_build(&zs.filter, &e);
+    if (rc == PE_OK)
+        rc = wkc_init(&zs.core, cfg, &e);
+    m.code = rc;
+    m.pid = getpid();
+    if (rc != PE_OK)
+        snprintf(m.msg, sizeof m.msg, "%s", e.msg);
+    if (send_zmsg(zs.ctrl, &m, NULL, 0) < 0 || rc != PE_OK)
+        _exit(1);
+
+    for (;;) {
+        struct pollfd pf[2] = {{.fd = zs.ctrl, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+        if (poll(pf, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (pf[1].revents) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof si) > 0)
+                ;
+            zs_reap(&zs);
+        }
+        if (pf[0].revents) {
+            char op;
+            ssize_t n = recv(zs.ctrl, &op, 1, 0);
+            if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+                break; /* vigild let go */
+            if (n == 1 && op == 'S')
+                zs_spawn(&zs);
+        }
+    }
+    for (i = 0; i < zs.nkids; i++)
+        kill(zs.kids[i], SIGKILL);
+    _exit(0);
+}
+
+int zyg_start(const struct zyg_cfg *cfg, struct zyg **out, struct pe_err *err)
+{
+    struct zyg *z;
+    struct zmsg m;
+    int sv[2], fds[2], rc;
+    pid_t parent = getpid();
+    struct pollfd pf;
+
+    *out = NULL;
+    if (!cfg->insecure_no_jail) {
+        struct jail_report r;
+        jail_probe(&r);
+        if (!jail_report_full(&r))
+            return pe_err_set(err, PE_ENOTSUP,
+                              "%s; refusing to start: pass --insecure-no-jail to run with "
+                              "no_new_privs+seccomp+rlimits only",
+                              r.summary);
+    }
+    z = calloc(1, sizeof *z);
+    if (z == NULL)
+        return pe_err_set(err, PE_ENOMEM, "zygote: out of memory");
+    z->cfg = *cfg;
+    if (z->cfg.max_frame == 0)
+        z->cfg.max_frame = IPC_MAX_FRAME_DEFAULT;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        rc = pe_err_sys(err, "zygote: socketpair");
+        free(z);
+        return rc;
+    }
+    z->pid = fork();
+    if (z->pid < 0) {
+        rc = pe_err_sys(err, "zygote: fork");
+        close(sv[0]);
+        close(sv[1]);
+        free(z);
+        return rc;
+    }
+    if (z->pid == 0) {
+        close(sv[0]);
+        zygote_main(&z->cfg, sv[1], parent);
+    }
+    close(sv[1]);
+    z->ctrl = sv[0];
+    pthread_mutex_init(&z->mu, NULL);
+    pf.fd = z->ctrl;
+    pf.events = POLLIN;
+    if (poll(&pf, 1, ZYG_HELLO_TIMEOUT_MS) <= 0) {
+        rc = pe_err_set(err, PE_ETIMEDOUT, "zygote: no hello within %d ms",
+                        ZYG_HELLO_TIMEOUT_MS);
+        goto fail;
+    }
+    if (recv_zmsg(z->ctrl, &m, fds) < 0) {
+        rc = pe_err_set(err, PE_EDEAD, "zygote: died during start-up");
+        goto fail;
+    }
+    if (m.code != PE_OK) {
+        rc = pe_err_set(err, m.code, "zygote: %s", m.msg);
+        goto fail;
+    }
+    wk_max_frame = z->cfg.max_frame;
+    *out = z;
+    return PE_OK;
+fail:
+    zyg_free(z);
+    return rc;
+}
+
+void zyg_free(struct zyg *z)
+{
+    if (z == NULL)
+        return;
+    if (z->ctrl >= 0)
+        close(z->ctrl); /* the zygote sees EOF, kills its workers and exits */
+    if (z->pid > 0) {
+        int i;
+        for (i = 0; i < 200; i++) {
+            if (waitpid(z->pid, NULL, WNOHANG) != 0)
+                break;
+            usleep(5000);
+        }
+        if (i == 200) {
+            kill(z->pid, SIGKILL);
+            waitpid(z->pid, NULL, 0);
+        }
+    }
+    pthread_mutex_destroy(&z->mu);
+    free(z);
+}
+
+pid_t zyg_pid(const struct zyg *z)
+{
+    return z->pid;
+}
+
+int zyg_spawn(struct zyg *z, struct wk *out, struct pe_err *err)
+{
+    struct zmsg m;
+    int fds[2], rc;
+    char op = 'S', *ready = NULL;
+    size_t rlen;
+    uint32_t id;
+    ssize_t n;
+
+    out->pid = 0;
+    out->fd = out->pidfd = -1;
+    pthread_mutex_lock(&z->mu);
+    do
+        n = send(z->ctrl, &op, 1, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n != 1) {
+        pthread_mutex_unlock(&z->mu);
+        return pe_err_set(err, PE_EDEAD, "zygote: gone (send: %s)", strerror(errno));
+    }
+    rc = recv_zmsg(z->ctrl, &m, fds);
+    pthread_mutex_unlock(&z->mu);
+    if (rc < 0)
+        return pe_err_set(err, PE_EDEAD, "zygote: gone (recv: %s)",
+                          errno ? strerror(errno) : "EOF");
+    if (m.code != PE_OK) {
+        if (fds[0] >= 0)
+            close(fds[0]);
+        if (fds[1] >= 0)
+            close(fds[1]);
+        return pe_err_set(err, m.code, "%s", m.msg);
+    }
+    if (fds[0] < 0)
+        return pe_err_set(err, PE_EPROTO, "zygote: answer without a socket");
+    out->pid = m.pid;
+    out->fd = fds[0];
+    out->pidfd = fds[1];
+    /* the worker says ready (empty frame) or why its jail failed */
+    rc = ipc_recv(out->fd, &ready, &rlen, &id, z->cfg.max_frame, WK_READY_TIMEOUT_MS, err);
+    if (rc == PE_OK && rlen != 0)
+        rc = pe_err_set(err, PE_ESYS, "worker jail failed: %s", ready);
+    else if (rc != PE_OK && rc != PE_ETIMEDOUT)
+        rc = pe_err_set(err, rc, "worker died before it was ready");
+    free(ready);
+    if (rc != PE_OK)
+        wk_kill(out);
+    return rc;
+}
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int wk_call(struct wk *w, const char *req, size_t len, int timeout_ms, char **resp,
+            size_t *resp_len, struct pe_err *err)
+{
+    static uint32_t next_id;
+    uint32_t id, rid;
+    long long deadline = timeout_ms > 0 ? mono_ms() + timeout_ms : 0;
+    int rc, left;
+
+    *resp = NULL;
+    *resp_len = 0;
+    if (w->pid <= 0 || w->fd < 0)
+        return pe_err_set(err, PE_EINVAL, "wk_call: dead worker");
+    if (len > wk_max_frame)
+        return pe_err_set(err, PE_EINVAL, "wk_call: request of %zu bytes above the limit %zu",
+                          len, wk_max_frame);
+    id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
+    rc = ipc_send(w->fd, id, req, len, wk_max_frame, timeout_ms > 0 ? timeout_ms : 3600000, err);
+    if (rc == PE_OK) {
+        left = deadline ? (int)(deadline - mono_ms()) : 0;
+        if (deadline && left <= 0)
+            rc = pe_err_set(err, PE_ETIMEDOUT, "worker: no answer within %d ms", timeout_ms);
+        else
+            rc = ipc_recv(w->fd, resp, resp_len, &rid, wk_max_frame, left, err);
+    }
+    if (rc == PE_OK && rid != id) {
+        free(*resp);
+        *resp = NULL;
+        *resp_len = 0;
+        rc = pe_err_set(err, PE_EPROTO, "worker: answer id %u for request %u", rid, id);
+    }
+    if (rc == PE_ETIMEDOUT)
+        pe_err_set(err, PE_ETIMEDOUT, "worker: no answer within %d ms (killed)", timeout_ms);
+    if (rc != PE_OK)
+        wk_kill(w);
+    return rc;
+}
+
+void wk_kill(struct wk *w)
+{
+    if (w->pid <= 0)
+        return;
+    if (w->pidfd < 0 || syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0) < 0) {
+        if (w->pidfd < 0)
+            kill(w->pid, SIGKILL);
+    }
+    if (w->fd >= 0)
+        close(w->fd);
+    if (w->pidfd >= 0)
+        close(w->pidfd);
+    w->pid = 0;
+    w->fd = -1;
+    w->pidfd = -1;
+}
