@@ -121,9 +121,12 @@ if lpeg_ok then
    float_fixer = Cs((str + float + int + other + 1) ^ 0)
 end
 
+local tagged = false -- set once decode has produced a float sentinel
+
 function M.decode(text)
    if float_fixer and sfind(text, "[0-9][.eE]") then
-      text = float_fixer:match(text)
+      local fixed = float_fixer:match(text)
+      if fixed ~= text then tagged = true; text = fixed end
    end
    return cjdecode(text)
 end
@@ -135,16 +138,17 @@ local function is_obj(x)
    return type(x) == "table" and x ~= None and getmetatable(x) == nil and (next(x) == nil or #x == 0)
 end
 
--- a JSON string (not a float literal kept as a string by trace.decode)
+-- a JSON string (not a float literal kept as a string by trace.decode; those can only exist
+-- once decode has rewritten a text)
 local function is_s(v)
-   return type(v) == "string" and sbyte(v, 1) ~= 0
+   return type(v) == "string" and (not tagged or sbyte(v, 1) ~= 0)
 end
 
 local function metadata_of(obj, idx)
    local md = obj.metadata
    local d
    if md == nil or md == None then
-      d = setmetatable({}, Dict)
+      return setmetatable({ trace_idx = idx }, Dict)
    elseif is_obj(md) then
       d = conv_dict(md)
    else
@@ -197,49 +201,50 @@ local function is_array_table(t)
 end
 
 -- Message content: string | null | chunk list. ToolOutput content may also be an object.
-local function content_of(obj, what, allow_object)
+local function content_of(obj, where, allow_object)
    local c = obj.content
    if c == nil or c == None then return None end
    local tc = type(c)
    if tc == "string" and is_s(c) then return c end
    if tc == "table" then
-      if is_array_table(c) then return chunk_list(c, what .. ".content") end
+      if is_array_table(c) then return chunk_list(c, where() .. ".content") end
       if allow_object then return conv_dict(c) end
    end
-   invalid(sfmt("%s.content must be a string, null or a list of content chunks", what))
+   invalid(sfmt("%s.content must be a string, null or a list of content chunks", where()))
 end
 
 ------------------------------------------------------------------------------------------------
 -- events
 
-local function new_call(raw, idx, path, nested, what)
-   if not is_obj(raw) then invalid(what .. " must be an object") end
+-- `raw` becomes the ToolCall event in place (and raw["function"] the Function record).
+-- `where` is a function returning the element's description, for error messages only.
+local function new_call(raw, idx, path, nested, where)
+   if not is_obj(raw) then invalid(where() .. " must be an object") end
    local id = raw.id
    if id == nil then id = None
-   elseif id ~= None and not is_s(id) then invalid(what .. ".id must be a string or null") end
-   local ty = raw.type
-   if not is_s(ty) then invalid(what .. ".type must be a string") end
+   elseif id ~= None and not is_s(id) then invalid(where() .. ".id must be a string or null") end
+   if not is_s(raw.type) then invalid(where() .. ".type must be a string") end
    local fn = raw["function"]
-   if not is_obj(fn) then invalid(what .. ".function must be an object") end
-   local name = fn.name
-   if not is_s(name) then invalid(what .. ".function.name must be a string") end
+   if not is_obj(fn) then invalid(where() .. ".function must be an object") end
+   if not is_s(fn.name) then invalid(where() .. ".function.name must be a string") end
    local args = fn.arguments
-   if args == nil then invalid(what .. ".function.arguments is missing") end
+   if args == nil then invalid(where() .. ".function.arguments is missing") end
    if type(args) == "string" then
-      if not nested then invalid(what .. ".function.arguments must be an object") end
+      if not nested then invalid(where() .. ".function.arguments must be an object") end
       local ok, parsed = pcall(cjdecode, args)
-      if not ok then invalid(what .. ".function.arguments is not valid JSON") end
+      if not ok then invalid(where() .. ".function.arguments is not valid JSON") end
       args = parsed
    end
-   if not is_obj(args) then invalid(what .. ".function.arguments must be an object") end
-   args = conv_dict(args)
+   if not is_obj(args) then invalid(where() .. ".function.arguments must be an object") end
+   fn.arguments = conv_dict(args)
+   fn.kind = "Function"
+   setmetatable(fn, Record)
    local md = raw.metadata
-   if md ~= nil and md ~= None and not is_obj(md) then invalid(what .. ".metadata must be an object") end
-   return setmetatable({
-      kind = "ToolCall", idx = idx, path = path, id = id, type = ty,
-      ["function"] = setmetatable({ kind = "Function", name = name, arguments = args }, Record),
-      metadata = metadata_of(raw, idx), server = server_of(raw),
-   }, Event)
+   if md ~= nil and md ~= None and not is_obj(md) then invalid(where() .. ".metadata must be an object") end
+   raw.server = server_of(raw)
+   raw.metadata = metadata_of(raw, idx)
+   raw.kind, raw.idx, raw.path, raw.id = "ToolCall", idx, path, id
+   return setmetatable(raw, Event)
 end
 
 local TYPE_ALIAS = {
@@ -371,7 +376,9 @@ local function build(st, raw)
    local ids = {}     -- id -> call registered in this chunk
    local last_id = st.last_id
    local by_id = st.by_id
-   local pos
+   local pos, k_call
+   local function where() return tostring(pos) end
+   local function where_call() return tostring(pos) .. ".tool_calls." .. tostring(k_call - 1) end
    local ok, e = pcall(function()
       for i = 1, #raw do
          pos = i - 1
@@ -380,59 +387,56 @@ local function build(st, raw)
             invalid(sfmt("Input should be a list of one of (Message, ToolCall, ToolOutput, Tool). "
                .. "Instead, got: %s", tostring(type(el) == "table" and "a list" or el)))
          end
-         local what = tostring(pos)
          local role = el.role
          if role ~= nil then
-            if not is_s(role) then invalid(what .. ".role must be a string") end
+            if not is_s(role) then invalid(where() .. ".role must be a string") end
+            local spath = tostring(idx)
+            el.content = content_of(el, where, role == "tool")
+            local md = el.metadata
+            if md ~= nil and md ~= None and not is_obj(md) then invalid(where() .. ".metadata must be an object") end
+            el.server = server_of(el)
+            el.metadata = metadata_of(el, idx)
+            el.idx, el.path = idx, spath
             if role == "tool" then
                local tcid = el.tool_call_id
                if tcid == nil then
                   tcid = last_id
                elseif tcid ~= None and not is_s(tcid) then
-                  invalid(what .. ".tool_call_id must be a string or null")
+                  invalid(where() .. ".tool_call_id must be a string or null")
                end
                local call = false
                if tcid ~= None then
                   call = ids[tcid] or by_id[tcid] or false
                end
-               no = no + 1
-               out[no] = setmetatable({
-                  kind = "ToolOutput", idx = idx, path = tostring(idx), role = role,
-                  content = content_of(el, what, true), tool_call_id = tcid, call = call,
-                  metadata = metadata_of(el, idx), server = server_of(el),
-               }, Event)
+               el.kind, el.tool_call_id, el.call = "ToolOutput", tcid, call
             else
-               local content = content_of(el, what, false)
                local tcs = el.tool_calls
-               local calls = setmetatable({}, List)
-               local msg = setmetatable({
-                  kind = "Message", idx = idx, path = tostring(idx), role = role,
-                  content = content, tool_calls = calls, metadata = metadata_of(el, idx),
-                  server = server_of(el),
-               }, Event)
-               if tcs ~= nil and tcs ~= None then
-                  if not is_array_table(tcs) then invalid(what .. ".tool_calls must be a list") end
-                  for k = 1, #tcs do
-                     local c = new_call(tcs[k], idx, what .. ".tool_calls." .. (k - 1), true,
-                        what .. ".tool_calls." .. (k - 1))
-                     c.message = msg
-                     calls[k] = c
-                     if c.id ~= None then ids[c.id] = c; last_id = c.id end
-                  end
+               if tcs == nil or tcs == None then
+                  tcs = {}
+               elseif not is_array_table(tcs) then
+                  invalid(where() .. ".tool_calls must be a list")
                end
-               no = no + 1
-               out[no] = msg
+               el.kind, el.tool_calls = "Message", setmetatable(tcs, List)
+               for k = 1, #tcs do
+                  k_call = k
+                  local c = new_call(tcs[k], idx, spath .. ".tool_calls." .. (k - 1), true, where_call)
+                  c.message = el
+                  local cid = c.id
+                  if cid ~= None then ids[cid] = c; last_id = cid end
+               end
             end
+            no = no + 1
+            out[no] = setmetatable(el, Event)
             idx = idx + 1
          elseif el.type ~= nil then
-            local c = new_call(el, idx, tostring(idx), false, what)
+            local c = new_call(el, idx, tostring(idx), false, where)
             if c.id ~= None then ids[c.id] = c; last_id = c.id end
             no = no + 1
             out[no] = c
             idx = idx + 1
          elseif el.tools ~= nil then
             local tools = el.tools
-            if not is_array_table(tools) then invalid(what .. ".tools must be a list") end
+            if not is_array_table(tools) then invalid(where() .. ".tools must be a list") end
             local outer = server_of(el)
             for k = 1, #tools do
                no = no + 1
