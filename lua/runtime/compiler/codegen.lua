@@ -14,7 +14,17 @@ local M = {}
 
 local S, N = emit.str, emit.num
 
-local PRELUDE = "local None, K = V.None, {}; "
+-- The policy API is captured into locals first: a predicate declares a global of its own name,
+-- which must not replace an API function for the rest of the chunk (a predicate named `flow`).
+local API = { "rule", "var", "let", "cond", "flow", "succ", "forall", "count", "predicate", "const",
+   "CONST", "input", "Violation", "FLOW", "SUCC", "V", "B", "PAT" }
+local PRELUDE_LOCALS = { "None", "K", "AND", "OR", "CONTAINS_ONLY", "LIST" }
+local RESERVED = { _ENV = true }
+for _, n in ipairs(API) do RESERVED[n] = true end
+for _, n in ipairs(PRELUDE_LOCALS) do RESERVED[n] = true end
+
+local PRELUDE = "local " .. concat(API, ", ") .. " = " .. concat(API, ", ") .. "; "
+   .. "local None, K = V.None, {}; "
    .. "local function AND(a, f) if V.truthy(a) then return f() end return a end; "
    .. "local function OR(a, f) if V.truthy(a) then return a end return f() end; "
    .. "local function CONTAINS_ONLY(c, a, b) local t = V.iter(b); for i = 1, #t do "
@@ -80,7 +90,12 @@ function Gen:x_Name(n)
    elseif ref == "const" then
       self:put(emit.field("CONST", name))
    elseif ref == "predicate" then
-      self:put(name)
+      -- predicates are globals of the policy environment (docs/policy-api.md §5)
+      if RESERVED[name] or emit.field("x", name) ~= "x." .. name then
+         self:put("_ENV[" .. S(name) .. "]")
+      else
+         self:put(name)
+      end
    elseif ref == "import" then
       self:put(builtin_ref(n.orig or name))
    elseif ref == "input" then
