@@ -201,6 +201,8 @@ int api_monitor_chunk(struct sess *s, const char *mid, json_t *events, const cha
         return -1;
     }
     if (!json_is_true(json_object_get(r, "ok"))) {
+        /* The worker may have absorbed part of the chunk: rebuild it from the store. */
+        sess_drop_worker(s);
         *werr = json_incref(json_object_get(r, "error"));
         if (!*werr)
             *werr = json_pack("{s:s,s:s}", "code", "internal", "message", "malformed worker error");
@@ -1042,10 +1044,9 @@ static void h_mon_events(struct http_req *rq, struct http_resp *rs)
     if (seq >= 0) {
         char *prev = store_chunk_by_seq(api_cfg.store, sess_id(s), rq->param[1], seq);
         if (prev) {
+            /* A retried chunk: the very answer it got the first time, not evaluated again. */
             json_t *pj = json_loads(prev, 0, NULL);
             free(prev);
-            if (pj)
-                json_object_set_new(pj, "duplicate", json_true());
             http_json(rs, 200, pj);
             goto out;
         }

@@ -527,9 +527,7 @@ static int silent_chunk(struct sess *s, const char *mid, json_t *events, struct 
         return 0;
     json_t *answer, *werr;
     struct wfail f;
-    json_t *none = json_array();
     int rc = api_monitor_chunk(s, mid, events, "native", -1, &answer, &werr, &f);
-    json_decref(none);
     if (rc == 0) {
         json_decref(answer);
         return 0;
@@ -728,6 +726,17 @@ static void guardrails_error(struct http_resp *rs, json_t *err)
     char *t = werr_text(err);
     char buf[2300];
     int status = 400;
+    /* The runtime's messages may already carry the catchphrase. */
+    static const char *const phrases[] = {"Missing Policy Parameter: ", "Invariant Attribute Error: ",
+                                          "Excessive Policy: ", "Input Validation Error: ",
+                                          "Error during analysis: "};
+    for (size_t i = 0; t && i < sizeof phrases / sizeof phrases[0]; i++) {
+        size_t pl = strlen(phrases[i]);
+        if (0 == strncmp(t, phrases[i], pl)) {
+            memmove(t, t + pl, strlen(t + pl) + 1);
+            break;
+        }
+    }
     if (code && 0 == strcmp(code, "trace_invalid"))
         snprintf(buf, sizeof buf, "Input Validation Error: %s", t);
     else if (code && 0 == strcmp(code, "bad_request"))

@@ -376,11 +376,11 @@ int http_start(const struct http_cfg *cfg, char *bound, size_t bound_size)
     if (cfg->addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     daemon_ = MHD_start_daemon(
-        flags, 0, NULL, NULL, &on_request, NULL, MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&cfg->addr,
+        flags, 0, NULL, NULL, &on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, &mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&cfg->addr,
         MHD_OPTION_NOTIFY_COMPLETED, &on_completed, NULL, MHD_OPTION_CONNECTION_LIMIT,
         cfg->conn_limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_EXTERNAL_LOGGER,
-        &mhd_log, NULL, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_END);
     if (!daemon_) {
         util_log(LOG_ERROR, "cannot start the HTTP daemon (address in use or not permitted?)");
         return -1;
