@@ -6,7 +6,7 @@
 -- constructor placed on its own policy line, sub-expressions move to the line they start on, and
 -- positions (line, col) travel as data for runtime errors. Line 1 starts with a short prelude of
 -- local helpers; semantic patterns are built once, after the last policy line (`K[k] = ...`).
-local ipairs, pairs, type, tostring, concat = ipairs, pairs, type, tostring, table.concat
+local ipairs, pairs, type, tostring, concat, require = ipairs, pairs, type, tostring, table.concat, require
 local emit = require "compiler.emit"
 local _ENV = nil
 
