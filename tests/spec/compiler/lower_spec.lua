@@ -80,4 +80,64 @@ describe("compiler.lower", function()
       local r = lower_rule({ a }, A.call(1, 7, A.name(1, 7, "Violation", "builtin"), { typed(1, 17, a) }))
       assert.same({ "a" }, r.raise.reads)
    end)
+
+   describe("on the real front half", function()
+      local compiler = require "compiler"
+      local function lowered(src)
+         local st = compiler.run_until("lower", src, "=policy:t")
+         assert.same({}, st.diags)
+         return st.ir
+      end
+
+      it("three-variable flow", function()
+         local ir = lowered([[
+raise PolicyViolation("x", page=page, cmd=cmd) if:
+    (ask: Message) -> (page: ToolOutput)
+    page -> (cmd: ToolCall)
+    ask.role == "user"
+    page is tool:browse
+    "run this command" in page.content and cmd is tool:run_shell
+]])
+         local r = ir.rules[1]
+         assert.same({ "var ask:Message []", "var page:ToolOutput []", "ask -> page", "var cmd:ToolCall []",
+            "page -> cmd", "cond@4:5 [ask]", "cond@5:5 [page]", "cond@6:5 [cmd,page]" }, summary(r.query))
+         assert.same({ "cmd", "page" }, r.raise.reads)
+      end)
+
+      it("derived domains, `:=` and a counted block reading an outer variable", function()
+         local ir = lowered([[
+from invariant import count
+
+raise reason if:
+    (m: Message)
+    (line: str) in m.content.splitlines()
+    reason := "bad line " + line
+    count(min=2, max=2):
+        (c: ToolCall) in m.tool_calls
+        c is tool:read_file
+]])
+         local r = ir.rules[1]
+         assert.same({ "var m:Message []", "var line:str [m] in", "let reason [line]", "cond@7:5 [m] quant" },
+            summary(r.query))
+         assert.same({ "var c:ToolCall [m] in", "cond@9:9 [c]" }, summary(r.query.items[4].sub))
+         assert.same({ "reason" }, r.raise.reads)
+      end)
+
+      it("predicates read their parameters; constants are not variables", function()
+         local ir = lowered([[
+K := ["a"]
+p(x: ToolCall) :=
+    x.function.name in K
+
+raise "r" if:
+    (c: ToolCall)
+    p(c)
+]])
+         assert.same({ "cond@3:5 [x]" }, summary(ir.preds[1].query))
+         assert.same({ "x" }, ir.preds[1].params)
+         assert.same({ "var c:ToolCall []", "cond@7:5 [c]" }, summary(ir.rules[1].query))
+         assert.equal("K", ir.consts[1].name)
+      end)
+   end)
 end)
+
