@@ -200,6 +200,11 @@ function Gen:x_Call(n)
 end
 
 function Gen:x_Member(n)
+   if n.obj.tag == "Name" and n.obj.ref == "import" and not n.obj.orig then
+      -- `import invariant.detectors as d` ... `d.secrets`: the exported callable by name
+      self:put(builtin_ref(n.name))
+      return
+   end
    if n.obj.tag == "Name" and n.obj.ref == "input" then
       self:put("input(c, " .. S(n.name) .. ")")
       return
