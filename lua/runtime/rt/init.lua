@@ -65,6 +65,31 @@ local function eval_error(e, R)
     message = re.message, rule = R and R.index, line = R and R.line }
 end
 
+-- Models in a deterministic order: by the flattened positions of the typed variables in
+-- declaration order (the reference's cartesian-product order for the common shapes).
+function M.sort_models(R, ms)
+  if #ms < 2 then return ms end
+  local vars = R.vars
+  local keyof = {}
+  for i, m in ipairs(ms) do
+    local k = {}
+    for j, v in ipairs(vars) do
+      local x = m.b[v.name]
+      k[j] = (getmt(x) == value.Event and x.seq) or 0
+    end
+    k[#vars + 1] = i
+    keyof[m] = k
+  end
+  table.sort(ms, function(a, b)
+    local ka, kb = keyof[a], keyof[b]
+    for j = 1, #ka do
+      if ka[j] ~= kb[j] then return ka[j] < kb[j] end
+    end
+    return false
+  end)
+  return ms
+end
+
 -- Evaluate all rules; filter(model) -> keep?  Returns list or nil, err.
 local function evaluate(pol, run, rule_models)
   local out = {}
@@ -73,7 +98,7 @@ local function evaluate(pol, run, rule_models)
   local ok, e = pcall(function()
     for _, R in ipairs(pol.rules) do
       cur = R
-      local models = rule_models(R)
+      local models = M.sort_models(R, rule_models(R))
       for _, m in ipairs(models) do
         out[#out + 1] = violation.from_model(R, m, run)
       end
