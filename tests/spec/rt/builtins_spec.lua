@@ -3,7 +3,6 @@ local value = require "rt.value"
 local trace = require "rt.trace"
 local rterror = require "rt.error"
 local B = require("rt.builtins").builtins
-local methods = require "rt.methods"
 
 local None = value.None
 
