@@ -38,6 +38,7 @@ local BIN = {
 
 local Gen = {}
 Gen.__index = Gen
+local DISPATCH = {} -- tag -> Gen.x_<tag>, filled at the end of the module
 
 local function new_gen()
    local g = { e = emit.new(), pats = {} }
@@ -45,13 +46,21 @@ local function new_gen()
    return g
 end
 
-function Gen:put(s) self.e:put(s) end
-function Gen:go(line) self.e:go(line) end
+function Gen:put(s)
+   local e = self.e
+   local n = e.n + 1
+   e.n = n
+   e.buf[n] = s
+end
+function Gen:go(line)
+   local e = self.e
+   if line and line > e.line then e:go(line) end
+end
 
 -- Expression code, streamed into the buffer.
 function Gen:expr(n)
    self:go(n.line)
-   local f = self["x_" .. n.tag]
+   local f = DISPATCH[n.tag]
    if not f then
       self:put("None --[[unsupported " .. tostring(n.tag) .. "]]")
       return
@@ -456,6 +465,11 @@ function Gen:const(c)
    self:put("const(" .. S(c.name) .. ", " .. tostring(node.line) .. ", function(c, e) return (")
    if c.expr then self:expr(c.expr) else self:put("None") end
    self:put(") end); ")
+end
+
+for k, v in pairs(Gen) do
+   local tag = k:match("^x_(.+)$")
+   if tag then DISPATCH[tag] = v end
 end
 
 function M.generate(ir, policy_ast)

@@ -4,7 +4,7 @@
 -- (or, when code must follow a later line, on a later line — never earlier).
 local concat, format, byte, tostring, mtype, floor = table.concat, string.format, string.byte, tostring,
    math.type, math.floor
-local gsub, setmetatable = string.gsub, setmetatable
+local gsub, setmetatable, find = string.gsub, setmetatable, string.find
 local _ENV = nil
 
 local M = {}
@@ -33,7 +33,9 @@ end
 
 -- Lua string literal for any byte string, on one line.
 local ESC = { ["\\"] = "\\\\", ['"'] = '\\"', ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+
 function M.str(s)
+   if not find(s, '[%c"\\]') then return '"' .. s .. '"' end
    return '"' .. gsub(s, '[%c"\\]', function(c)
       return ESC[c] or format("\\%03d", byte(c))
    end) .. '"'
@@ -57,14 +59,24 @@ local IDENT_KW = {
 }
 
 -- `t.name` when name is a plain Lua identifier, else `t["name"]`.
+local plain_cache = {}
+local function plain(name)
+   local p = plain_cache[name]
+   if p == nil then
+      p = (name:match("^[%a_][%w_]*$") and not IDENT_KW[name]) and true or false
+      plain_cache[name] = p
+   end
+   return p
+end
+
 function M.field(t, name)
-   if name:match("^[%a_][%w_]*$") and not IDENT_KW[name] then return t .. "." .. name end
+   if plain(name) then return t .. "." .. name end
    return t .. "[" .. M.str(name) .. "]"
 end
 
 -- `name = ` when name is a plain Lua identifier, else `["name"] = ` (table constructor keys).
 function M.key(name)
-   if name:match("^[%a_][%w_]*$") and not IDENT_KW[name] then return name .. " = " end
+   if plain(name) then return name .. " = " end
    return "[" .. M.str(name) .. "] = "
 end
 

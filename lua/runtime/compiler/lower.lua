@@ -135,8 +135,25 @@ local function lower_item(q, item)
          col = item.col, node = item })
       return
    end
-   declare_nested(q, item)
-   add(q, "conds", { expr = item, reads = reads_of(item), line = item.line, col = item.col, node = item })
+   -- one walk: declare nested typed variables and collect the variables read
+   local set = {}
+   ast.walk(item, function(n)
+      local tag = n.tag
+      if tag == "Name" then
+         if VAR_REFS[n.ref] then set[n.name] = true end
+      elseif tag == "TypedVar" then
+         declare(q, n)
+         set[n.name] = true
+      elseif tag == "Quantifier" then
+         -- a quantifier nested in an expression: its free variables (approximation: all names)
+         for _, r in ipairs(reads_of(n, block_decls(n.body))) do set[r] = true end
+         return false
+      end
+   end)
+   local reads = {}
+   for k in pairs(set) do reads[#reads + 1] = k end
+   sort(reads)
+   add(q, "conds", { expr = item, reads = reads, line = item.line, col = item.col, node = item })
 end
 
 function lower_body(body)
