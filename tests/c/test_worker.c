@@ -1,0 +1,296 @@
+/* test_worker.c -- zygote + jailed workers: ping, eval round trip, sandbox errors answered by
+ * the C loop, watchdog kill (PE_ETIMEDOUT), dead worker (PE_EDEAD), 100 spawn+kill with no
+ * leftover process, the in-process variant, and timing notes. Responses are parsed (jansson),
+ * never compared as strings. */
+#include <dirent.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tap.h"
+#include "worker.h"
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Sends req; returns the parsed response (caller json_decref) or NULL; *rc gets the status. */
+static json_t *call(struct wk *w, const char *req, int timeout_ms, int *rc)
+{
+    char *resp = NULL;
+    size_t n;
+    struct pe_err e;
+    json_t *j = NULL;
+    *rc = wk_call(w, req, strlen(req), timeout_ms, &resp, &n, &e);
+    if (*rc == PE_OK) {
+        j = json_loadb(resp, n, 0, NULL);
+        if (j == NULL)
+            note("unparsable response: %.200s", resp);
+    } else {
+        note("wk_call: %s: %s", pe_status_str(*rc), e.msg);
+    }
+    free(resp);
+    return j;
+}
+
+static const char *err_code(json_t *j)
+{
+    return json_string_value(json_object_get(json_object_get(j, "error"), "code"));
+}
+
+static int is_ok(json_t *j)
+{
+    return j != NULL && json_is_true(json_object_get(j, "ok"));
+}
+
+static int count_children(pid_t parent)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    int n = 0;
+    if (d == NULL)
+        return -1;
+    while ((de = readdir(d)) != NULL) {
+        char path[300], buf[256];
+        FILE *f;
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/status", de->d_name);
+        f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        while (fgets(buf, sizeof buf, f)) {
+            if (strncmp(buf, "PPid:", 5) == 0) {
+                if (atoi(buf + 5) == parent)
+                    n++;
+                break;
+            }
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+static int wait_children(pid_t parent, int want, int ms)
+{
+    int n = -1, i;
+    for (i = 0; i < ms / 10; i++) {
+        n = count_children(parent);
+        if (n == want)
+            break;
+        usleep(10000);
+    }
+    return n;
+}
+
+static void test_basic(struct zyg *z)
+{
+    struct wk w = WK_INIT;
+    struct pe_err e;
+    json_t *j;
+    int rc;
+
+    rc = zyg_spawn(z, &w, &e);
+    if (!ok(rc == PE_OK && w.pid > 0 && w.fd >= 0, "spawn (%s)", rc ? e.msg : "ok"))
+        return;
+    j = call(&w, "{\"op\":\"ping\"}", 2000, &rc);
+    ok(is_ok(j) && json_is_object(json_object_get(j, "result")), "ping -> ok, result {}");
+    json_decref(j);
+
+    j = call(&w, "{\"op\":\"eval\",\"code\":\"return 1 + 2\"}", 2000, &rc);
+    ok(is_ok(j) && json_integer_value(json_object_get(json_object_get(j, "result"), "value")) ==
+                       3,
+       "eval round trip: 1 + 2 = 3");
+    json_decref(j);
+
+    j = call(&w, "{\"op\":\"eval\",\"code\":\"return {a = 'x', b = {1, 2}}\"}", 2000, &rc);
+    ok(is_ok(j) && json_array_size(json_object_get(
+                       json_object_get(json_object_get(j, "result"), "value"), "b")) == 2,
+       "eval returns a table as JSON");
+    json_decref(j);
+
+    j = call(&w, "{\"op\":\"eval\",\"code\":\"return io or os or debug or package or require\"}",
+             2000, &rc);
+    ok(is_ok(j) && json_is_null(json_object_get(json_object_get(j, "result"), "value")),
+       "eval env: no io/os/debug/package/require");
+    json_decref(j);
+
+    j = call(&w, "{\"op\":\"eval\",\"code\":\"error('boom')\"}", 2000, &rc);
+    ok(j && !is_ok(j) && err_code(j) && strcmp(err_code(j), "evaluation_error") == 0,
+       "eval error -> evaluation_error");
+    json_decref(j);
+
+    j = call(&w, "not json", 2000, &rc);
+    ok(j && err_code(j) && strcmp(err_code(j), "bad_request") == 0, "bad JSON -> bad_request");
+    json_decref(j);
+
+    j = call(&w, "{\"op\":\"nope\"}", 2000, &rc);
+    ok(j && err_code(j) && strcmp(err_code(j), "bad_request") == 0, "unknown op -> bad_request");
+    json_decref(j);
+
+    j = call(&w, "{\"op\":\"eval\",\"code\":\"while true do end\"}", 5000, &rc);
+    ok(j && err_code(j) && strcmp(err_code(j), "deadline_exceeded") == 0,
+       "infinite loop -> deadline_exceeded answered by the C loop");
+    json_decref(j);
+
+    j = call(&w, "{\"op\":\"eval\",\"code\":\"local s = string.rep('x', 1 << 30)\"}", 5000, &rc);
+    ok(j && err_code(j) && strcmp(err_code(j), "memory_limit") == 0,
+       "memory bomb -> memory_limit");
+    json_decref(j);
+
+    j = call(&w, "{\"op\":\"ping\"}", 2000, &rc);
+    ok(is_ok(j), "worker still usable after the limits");
+    json_decref(j);
+
+    j = call(&w, "{\"op\":\"compile\",\"policy\":\"raise \\\"x\\\" if:\\n    (m: Message)\\n    "
+                 "m.role == \\\"user\\\"\\n\"}",
+             5000, &rc);
+    ok(j && json_is_boolean(json_object_get(j, "ok")) &&
+           (is_ok(j) || (err_code(j) != NULL)),
+       "compile answers cleanly (%s)", is_ok(j) ? "ok" : (j && err_code(j) ? err_code(j) : "?"));
+    json_decref(j);
+
+    j = call(&w, "{\"op\":\"policy_drop\",\"pid\":\"nope\"}", 2000, &rc);
+    ok(j && err_code(j) && strcmp(err_code(j), "not_found") == 0, "unknown pid -> not_found");
+    json_decref(j);
+
+    /* the host watchdog: a Lua pattern that backtracks in C, where no hook runs */
+    j = call(&w,
+             "{\"op\":\"eval\",\"code\":\"return string.rep('a', 3000):find('a-a-a-a-a-a-a-a-b')\"}",
+             200, &rc);
+    ok(j == NULL && rc == PE_ETIMEDOUT && w.pid == 0 && w.fd == -1,
+       "C-level backtracking: PE_ETIMEDOUT after 200 ms, worker killed and released");
+    json_decref(j);
+    wk_kill(&w);
+    ok(1, "wk_kill after release is a no-op");
+
+    rc = zyg_spawn(z, &w, &e);
+    if (ok(rc == PE_OK, "respawn after a kill")) {
+        kill(w.pid, SIGKILL);
+        j = call(&w, "{\"op\":\"ping\"}", 2000, &rc);
+        ok(j == NULL && rc == PE_EDEAD, "killed worker -> PE_EDEAD");
+        json_decref(j);
+        wk_kill(&w);
+    }
+}
+
+static void test_many(struct zyg *z)
+{
+    enum { N = 100 };
+    struct wk ws[N];
+    struct pe_err e;
+    double t[N];
+    int i, good = 0, n;
+
+    for (i = 0; i < N; i++) {
+        double t0 = now_us();
+        struct wk w0 = WK_INIT;
+        ws[i] = w0;
+        if (zyg_spawn(z, &ws[i], &e) == PE_OK)
+            good++;
+        t[i] = now_us() - t0;
+    }
+    ok(good == N, "%d of %d workers spawned", good, N);
+    n = count_children(zyg_pid(z));
+    ok(n == N, "%d live children of the zygote", n);
+    for (i = 0; i < N; i++) {
+        int rc;
+        json_t *j = call(&ws[i], "{\"op\":\"ping\"}", 2000, &rc);
+        if (!is_ok(j))
+            good--;
+        json_decref(j);
+        wk_kill(&ws[i]);
+    }
+    ok(good == N, "each answered a ping, then was killed");
+    n = wait_children(zyg_pid(z), 0, 3000);
+    ok(n == 0, "no leftover process after 100 spawn+kill (%d)", n);
+    qsort(t, N, sizeof t[0], cmp_d);
+    note("spawn (ready) latency over %d: median %.0f us, p90 %.0f us, max %.0f us", N, t[N / 2],
+         t[N * 9 / 10], t[N - 1]);
+}
+
+static void test_roundtrip(struct zyg *z)
+{
+    enum { N = 2000 };
+    static double t[N];
+    struct wk w = WK_INIT;
+    struct pe_err e;
+    int i, good = 0;
+    if (zyg_spawn(z, &w, &e) != PE_OK)
+        return;
+    for (i = 0; i < N; i++) {
+        char *resp;
+        size_t n;
+        double t0 = now_us();
+        if (wk_call(&w, "{\"op\":\"ping\"}", 13, 2000, &resp, &n, &e) == PE_OK)
+            good++;
+        t[i] = now_us() - t0;
+        free(resp);
+    }
+    ok(good == N, "%d ping round trips", N);
+    qsort(t, N, sizeof t[0], cmp_d);
+    note("ping round trip: median %.1f us, p99 %.1f us", t[N / 2], t[N * 99 / 100]);
+    wk_kill(&w);
+}
+
+#define LREQ "{\"op\":\"eval\",\"code\":\"return 6 * 7\"}"
+static void test_local(void)
+{
+    struct wk_local *wl = NULL;
+    struct pe_err e;
+    char *resp = NULL;
+    size_t n;
+    json_t *j;
+    int rc = wk_local_new(NULL, &wl, &e);
+    if (!ok(rc == PE_OK, "wk_local_new (%s)", rc ? e.msg : "ok"))
+        return;
+    rc = wk_local_call(wl, LREQ, strlen(LREQ), &resp, &n, &e);
+    j = rc == PE_OK ? json_loadb(resp, n, 0, NULL) : NULL;
+    ok(is_ok(j) && json_integer_value(json_object_get(json_object_get(j, "result"), "value")) ==
+                       42,
+       "in-process eval: 6 * 7 = 42");
+    json_decref(j);
+    free(resp);
+    wk_local_free(wl);
+    wk_local_free(NULL);
+}
+
+int main(void)
+{
+    struct zyg_cfg cfg;
+    struct zyg *z = NULL;
+    struct pe_err e;
+    int rc;
+    pid_t zp;
+
+    zyg_cfg_init(&cfg);
+    cfg.deadline_ms = 300;
+    cfg.mem_limit = (size_t)64 << 20;
+    rc = zyg_start(&cfg, &z, &e);
+    if (!ok(rc == PE_OK, "zyg_start (%s)", rc ? e.msg : "ok"))
+        return done_testing();
+    zp = zyg_pid(z);
+    test_basic(z);
+    test_many(z);
+    test_roundtrip(z);
+    zyg_free(z);
+    ok(kill(zp, 0) != 0, "zyg_free: the zygote is gone");
+    zyg_free(NULL);
+    test_local();
+    return done_testing();
+}
