@@ -86,6 +86,8 @@
 --   {tag="UnOp", op="not"|"-"|"+", operand=<expr>}               -- position: the operator
 --   {tag="Call", func=<expr>, args={<expr>...}, kwargs={<Kwarg>...}}   -- position: start of func
 --   {tag="Kwarg", name="k", value=<expr>}     -- position: the keyword name
+--        Call, Quantifier and non-bare SemanticPattern also carry arg_order = args and kwargs
+--        interleaved as written (used by checks; positional-after-keyword is a diagnostic).
 --   {tag="Member", obj=<expr>, name="attr", name_line, name_col}  -- `obj.attr`; pos: start of obj
 --   {tag="Index", obj=<expr>, key=<expr>}     -- `obj[key]`; position: start of obj
 --   {tag="SemanticPattern", tool="send_email", args={<pattern>...}, bare=<bool>}
@@ -95,6 +97,10 @@
 --        Position: the `tool` keyword.
 --   {tag="Wildcard"}                          -- `*` (only inside semantic patterns)
 --   {tag="ValueRef", name="EMAIL_ADDRESS"}    -- `<EMAIL_ADDRESS>` (only inside semantic patterns)
+--
+-- Declarations (TypedVar, Assign) get `owner` (set by scope) = the Rule / Predicate / Const /
+-- Quantifier whose block directly contains them. Nodes that reference other nodes (decl, owner,
+-- decls, the Policy indexes) make the AST a graph: walk it with M.walk / M.children.
 --
 -- ## Diagnostics (see diag.lua)
 --   {code="E101", kind="syntax"|..., line=, column=, message=}
@@ -189,7 +195,7 @@ function M.walk(n, fn, parent)
 end
 
 local SKIP = { tag = true, line = true, col = true, decl = true, decls = true, rules = true,
-   consts = true, preds = true, imports = true }
+   consts = true, preds = true, imports = true, owner = true, arg_order = true }
 
 -- Compact, deterministic textual dump (for tests and debugging). Positions omitted unless `pos`.
 function M.dump(n, pos)

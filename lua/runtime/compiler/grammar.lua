@@ -168,7 +168,56 @@ function B.unop(pos, op, operand)
    return mk("UnOp", pos, { op = op, operand = operand })
 end
 
+-- Operator precedence (Python): or < and < not < comparisons < + - < * / % < unary - + < **.
+-- Every binary level is left-associative except ** (right); comparisons do not chain.
+B.PREC = { ["or"] = 1, ["and"] = 2, ["not"] = 3, ["=="] = 4, ["!="] = 4, ["<"] = 4, [">"] = 4, ["<="] = 4,
+   [">="] = 4, ["in"] = 4, ["not in"] = 4, ["is"] = 4, ["is not"] = 4, ["contains_only"] = 4, ["->"] = 4,
+   ["~>"] = 4, ["+"] = 5, ["-"] = 5, ["*"] = 6, ["/"] = 6, ["%"] = 6, ["u-"] = 7, ["u+"] = 7, ["**"] = 8 }
+local PREC = B.PREC
+local UNOP = { ["not"] = "not", ["u-"] = "-", ["u+"] = "+" }
+
+-- t = { [prefix_pos, prefix_op]*, operand, { op_pos, op, [prefix_pos, prefix_op]*, operand }* }
+function B.chain(t)
+   local n = #t
+   if n == 1 then return t[1] end
+   local vals, nv, ops, no = {}, 0, {}, 0
+   local function reduce()
+      local o = ops[no]
+      ops[no] = nil
+      no = no - 1
+      if o.unary then
+         vals[nv] = B.unop(o.pos, UNOP[o.op], vals[nv])
+      else
+         local r = vals[nv]
+         vals[nv] = nil
+         nv = nv - 1
+         vals[nv] = B.binop(vals[nv], o.pos, o.op, r)
+      end
+   end
+   local i = 1
+   while i <= n do
+      while type(t[i]) == "number" and UNOP[t[i + 1]] do
+         no = no + 1
+         ops[no] = { prec = PREC[t[i + 1]], op = t[i + 1], pos = t[i], unary = true }
+         i = i + 2
+      end
+      nv = nv + 1
+      vals[nv] = t[i]
+      i = i + 1
+      if i > n then break end
+      local pos, op = t[i], t[i + 1]
+      i = i + 2
+      local p = PREC[op]
+      while no > 0 and (ops[no].prec > p or (ops[no].prec == p and op ~= "**")) do reduce() end
+      no = no + 1
+      ops[no] = { prec = p, op = op, pos = pos }
+   end
+   while no > 0 do reduce() end
+   return vals[1]
+end
+
 function B.ternary(yes, cond, no)
+
    if cond == nil then return yes end
    return ast.node("Ternary", yes.line, yes.col, { yes = yes, cond = cond, no = no })
 end
@@ -312,6 +361,7 @@ local function build(rec)
    local function tok(s, label) return T(P(s), label or ("'" .. s .. "'")) end
    local function optok(p, name) return T(p, "operator") * Cc(name) end
    local NAME = T(C(raw_name), "a name")
+   local EXPR_NAME = T(C(raw_name), LABEL_EXPR)
    local PNAME = Cp() * NAME
 
    local dq = P'"' * C((P"\\" * (1 - S"\n\1\2\3") + (1 - S'"\\\n\1\2\3'))^0) * P'"'
@@ -331,6 +381,9 @@ local function build(rec)
       + optok(P"contains_only" * wordend, "contains_only")
    local sumop = optok(P"+", "+") + optok(P"-" * -P">", "-")
    local prodop = optok(P"*" * -P"*", "*") + optok(P"/", "/") + optok(P"%", "%")
+   local binop = T(P"or" * wordend, "'or'") * Cc"or" + T(P"and" * wordend, "'and'") * Cc"and" + cmpop + sumop
+      + optok(P"**", "**") + prodop
+   local prefixop = opw"not" * Cc"not" + tok("-", LABEL_EXPR) * Cc"u-" + tok("+", LABEL_EXPR) * Cc"u+"
 
    local g = {
       "policy",
@@ -355,18 +408,18 @@ local function build(rec)
       assign = Cp() * NAME * sp_b * tok":=" * sp_n * V"expr_b" / B.assign,
       primary = V"string" + V"number" + V"typed" + V"paren" + V"list" + V"dict" + V"toolref" + V"literal" + V"wildcard" + V"valueref" + V"name",
       string = Cp() * T(prefix * strbody, "a string") * Cp() / B.str,
-      number = Cp() * T(C(number) * -idchar, "a number") / B.num,
+      number = Cp() * T(C(number) * -idchar, LABEL_EXPR) / B.num,
       typed = Cp() * tok"(" * sp_n * Cp() * NAME * sp_n * tok":" * sp_n * Cp() * NAME * sp_n * tok")" / function(_, pos, name, tpos, tname) return B.typed(pos, name, tpos, tname) end,
       paren = Cp() * tok"(" * sp_n * Ct(V"expr_n" * (sp_n * tok"," * sp_n * V"expr_n")^0) * sp_n * tok")" / B.paren,
       list = Cp() * tok"[" * sp_n * Ct((V"expr_n" * sp_n * (Cg(Ct(V"comptail"), "comp") + (tok"," * sp_n * V"expr_n" * sp_n)^0))^-1) * tok"]" / B.list_or_comp,
-      comptail = kw"for" * sp_n * Cp() * NAME * sp_n * opw"in" * sp_n * V"or_n" * (sp_n * kw"if" * sp_n * V"or_n")^-1,
+      comptail = kw"for" * sp_n * Cp() * NAME * sp_n * opw"in" * sp_n * V"chain_n" * (sp_n * kw"if" * sp_n * V"chain_n")^-1,
       dict = Cp() * tok"{" * sp_n * Ct((V"entry" * (sp_n * tok"," * sp_n * V"entry")^0)^-1) * sp_n * tok"}" / B.dict,
       entry = Cp() * (V"string" + NAME) * sp_n * tok":" * sp_n * V"expr_n" / B.entry,
       toolref = Cp() * kw"tool" * S" \t"^0 * tok":" * S" \t"^0 * NAME / B.toolref,
-      literal = Cp() * T(C(P"None" + P"True" + P"False") * -idchar, "a name") / B.const,
+      literal = Cp() * T(C(P"None" + P"True" + P"False") * -idchar, LABEL_EXPR) / B.const,
       wildcard = Cp() * tok("*", LABEL_EXPR) / B.wildcard,
       valueref = Cp() * tok"<" * C(R("az", "AZ", "__", "::")^1) * tok">" / B.valueref,
-      name = Cp() * NAME / B.name,
+      name = Cp() * EXPR_NAME / B.name,
       suffix = tok("(", "operator") * sp_n * Ct((V"arg" * (sp_n * tok"," * sp_n * V"arg")^0)^-1) * sp_n * tok")" / B.s_call + tok(".", "operator") * sp_n * Cp() * NAME / B.s_member + tok("[", "operator") * sp_n * V"expr_n" * sp_n * tok"]" / B.s_index,
       arg = Cp() * NAME * sp_n * tok"=" * -P"=" * sp_n * V"expr_n" / B.kwarg + V"expr_n",
    }
@@ -374,15 +427,11 @@ local function build(rec)
       local SPm = m == "b" and sp_b or sp_n
       local function v(r) return V(r .. "_" .. m) end
       g["expr_" .. m] = v"ternary"
-      g["ternary_" .. m] = v"or" * (SPm * kw"if" * sp_n * V"or_n" * sp_n * kw"else" * sp_n * v"ternary")^-1 / B.ternary
-      g["or_" .. m] = Cf(v"and" * Cg(SPm * Cp() * T(P"or" * wordend, "'or'") * Cc"or" * sp_n * v"and")^0, B.binop)
-      g["and_" .. m] = Cf(v"not" * Cg(SPm * Cp() * T(P"and" * wordend, "'and'") * Cc"and" * sp_n * v"not")^0, B.binop)
-      g["not_" .. m] = Cp() * opw"not" * Cc"not" * sp_n * v"not" / B.unop + v"cmp"
-      g["cmp_" .. m] = Cf(v"sum" * Cg(SPm * Cp() * cmpop * sp_n * v"sum")^0, B.binop)
-      g["sum_" .. m] = Cf(v"prod" * Cg(SPm * Cp() * sumop * sp_n * v"prod")^0, B.binop)
-      g["prod_" .. m] = Cf(v"unary" * Cg(SPm * Cp() * prodop * sp_n * v"unary")^0, B.binop)
-      g["unary_" .. m] = Cp() * (tok("-", LABEL_EXPR) * Cc"-" + tok("+", LABEL_EXPR) * Cc"+") * sp_n * v"unary" / B.unop + v"power"
-      g["power_" .. m] = Cf(v"postfix" * Cg(SPm * Cp() * T(P"**", "operator") * Cc"**" * sp_n * v"unary")^-1, B.binop)
+      -- binary operators and prefix operators are collected flat and arranged by B.chain
+      -- (operator precedence parsing; the precedence table is B.PREC)
+      g["ternary_" .. m] = v"chain" * (SPm * kw"if" * sp_n * V"chain_n" * sp_n * kw"else" * sp_n * v"ternary")^-1 / B.ternary
+      g["chain_" .. m] = Ct(v"operand" * (SPm * Cp() * binop * sp_n * v"operand")^0) / B.chain
+      g["operand_" .. m] = (Cp() * prefixop * sp_n)^0 * v"postfix"
       g["postfix_" .. m] = Cf(V"primary" * (SPm * V"suffix")^0, B.postfix)
    end
    return P(g), g
@@ -396,10 +445,17 @@ function B.list_or_comp(pos, t)
 end
 
 local fast, recording
+local STRING_ONLY -- set by grammars()
 
 local function grammars()
    if not fast then
       fast = build(false)
+      local q3d, q3s, dq, sq = P'"""', P"'''", P'"', P"'"
+      local bs, stop = P"\\", S"\n\1\2\3"
+      STRING_ONLY = S"rf"^-1 * (q3d * (1 - q3d)^0 * q3d + q3s * (1 - q3s)^0 * q3s
+         + dq * (bs * (1 - stop) + (1 - dq - bs - stop))^0 * dq
+         + sq * (bs * (1 - stop) + (1 - sq - bs - stop))^0 * sq)
+
       recording = build(true)
    end
    return fast, recording
@@ -408,9 +464,10 @@ end
 ---------------------------------------------------------------------------------------------------
 -- Error description
 
-local ATOM_LABELS = { ["a name"] = true, ["a number"] = true, ["a string"] = true, ["'('"] = true,
-   ["'['"] = true, ["'{'"] = true, ["'<'"] = true, ["'tool'"] = true, ["'not'"] = true,
-   [LABEL_EXPR] = true }
+local ATOM_LABELS = { ["'('"] = true, ["'['"] = true, ["'{'"] = true, ["'<'"] = true, ["'tool'"] = true,
+   ["'not'"] = true, [LABEL_EXPR] = true }
+-- folded into "an expression" when an expression is expected too
+local ATOM_IF_EXPR = { ["a name"] = true, ["a string"] = true }
 
 local function describe_found(text, pos)
    if pos > #text then return "end of input" end
@@ -448,7 +505,7 @@ local function describe_expected(exp)
       end
    end
    for _, l in ipairs(exp) do
-      if ATOM_LABELS[l] and l ~= "'not'" then
+      if ATOM_LABELS[l] and l ~= "'not'" or has_atom and ATOM_IF_EXPR[l] then
          add(LABEL_EXPR)
       elseif l == "operator" or l == "'and'" or l == "'or'" or l == "'if'" and has_op then
          add("an operator")
@@ -543,6 +600,9 @@ function M.parse_text(state)
    local line, col = indent.locate(state, far)
    local found = describe_found(text, far)
    local msg = "expected " .. describe_expected(exp) .. " but found " .. found
+   if find(text, "^[rf]?[\"']", far) and not lpeg.match(STRING_ONLY, text, far) then
+      msg = "unterminated string literal"
+   end
    if found == "'='" then msg = msg .. " (use '==' to compare, ':=' to bind)" end
    return nil, diag.new("E101", "syntax", line, col, msg)
 end
@@ -567,5 +627,7 @@ function M.rule_count()
    end
    return n
 end
+
+function M._fast() return grammars() end
 
 return M

@@ -143,7 +143,7 @@ function M.run(state)
       end
    end
    if current > 0 and last then out[last] = out[last] .. rep(M.DEDENT, current) end
-   local parts, starts, map, pos = {}, {}, {}, 1
+   local parts, starts, map, pos, ascii = {}, {}, {}, 1, {}
    for i = 1, n do
       if i > 1 then
          parts[#parts + 1] = joiner[i] or "\n"
@@ -151,6 +151,7 @@ function M.run(state)
       end
       starts[i] = pos
       map[i] = i
+      ascii[i] = not find(out[i], "[\128-\255]")
       parts[#parts + 1] = out[i]
       pos = pos + #out[i]
    end
@@ -158,6 +159,8 @@ function M.run(state)
    state.out_lines = out
    state.line_start = starts
    state.map = map
+   state.ascii = ascii
+
    state.margin = marg
    state.unit = unit
    state.nlines = n
@@ -180,12 +183,11 @@ function M.locate(state, pos)
       col = nbytes - #text
       nbytes = #text
    end
-   local prefix = sub(text, 1, nbytes)
-   if find(prefix, "[\128-\255]") then
-      local _, cont = gsub(prefix, "[\128-\191]", "")
-      col = col + nbytes - cont
-   else
+   if state.ascii[line] then
       col = col + nbytes
+   else
+      local _, cont = gsub(sub(text, 1, nbytes), "[\128-\191]", "")
+      col = col + nbytes - cont
    end
    return state.map[line], col + 1 + (state.margin[line] or 0)
 end

@@ -6,7 +6,7 @@
 --
 -- Never raises for any input: an internal crash becomes a diagnostic of kind "internal".
 
-local require, pcall, type, tostring, ipairs = require, pcall, type, tostring, ipairs
+local require, pcall, type, tostring, ipairs, find = require, pcall, type, tostring, ipairs, string.find
 local passes = require "compiler.passes"
 local diag = require "compiler.diag"
 local _ENV = nil
@@ -27,7 +27,7 @@ local function run_passes(state, last)
       if i > #passes.front and diag.has_errors(state.diags) then return state end
       local okm, mod = pcall(require, p.module)
       if not okm or type(mod) ~= "table" or type(mod.run) ~= "function" then
-         if i > #passes.front then
+         if i > #passes.front and (type(mod) ~= "string" or find(mod, "module '" .. p.module .. "' not found", 1, true)) then
             state.diags[#state.diags + 1] = diag.internal("codegen not available")
          else
             state.diags[#state.diags + 1] = diag.internal("cannot load pass " .. p.name .. ": " .. tostring(mod))

@@ -1,8 +1,7 @@
 -- checks.calls: call shapes. Positional arguments must precede keyword arguments, a keyword may
 -- appear once, and types (str, int, ..., AccessDenied) cannot be called (spec §4.3).
 
-local ipairs = ipairs
-local ast = require "compiler.ast"
+local ipairs, require = ipairs, require
 local diag = require "compiler.diag"
 local scope = require "compiler.scope"
 local _ENV = nil
@@ -34,21 +33,23 @@ local function check_args(state, order)
    end
 end
 
-function M.run(state)
-   ast.walk(state.ast, function(n)
-      local tag = n.tag
-      if tag == "Def" then return false end
-      if tag == "Call" or tag == "Quantifier" then
-         check_args(state, n.arg_order)
-         local f = n.func
-         if tag == "Call" and f.tag == "Name" and (f.ref == "type" or f.ref == "builtin")
-            and scope.not_callable[f.name] then
-            report(state, f, "E308", "Expected function, got <class 'type'>")
-         end
-      elseif tag == "SemanticPattern" and not n.bare then
-         check_args(state, n.arg_order)
-      end
-   end)
+local function call(state, n)
+   check_args(state, n.arg_order)
+   local f = n.func
+   if n.tag == "Call" and f.tag == "Name" and (f.ref == "type" or f.ref == "builtin")
+      and scope.not_callable[f.name] then
+      report(state, f, "E308", "Expected function, got <class 'type'>")
+   end
 end
+
+M.visit = {
+   Call = call,
+   Quantifier = call,
+   SemanticPattern = function(state, n)
+      if not n.bare then check_args(state, n.arg_order) end
+   end,
+}
+
+function M.run(state) require("compiler.checks").walk(state, { M }) end
 
 return M

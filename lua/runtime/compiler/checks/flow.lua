@@ -2,8 +2,7 @@
 -- reference aborts at run time with "The '->' operator can only be used with Identifier or
 -- TypedIdentifier."; vigil reports it when the policy is loaded).
 
-local ipairs = ipairs
-local ast = require "compiler.ast"
+local ipairs, require = ipairs, require
 local diag = require "compiler.diag"
 local _ENV = nil
 
@@ -15,10 +14,9 @@ local function ok_operand(n)
    return n.tag == "Name" or (n.tag == "TypedVar" and n.domain == nil)
 end
 
-function M.run(state)
-   ast.walk(state.ast, function(n)
-      if n.tag == "Def" then return false end
-      if n.tag == "BinOp" and (n.op == "->" or n.op == "~>") then
+M.visit = {
+   BinOp = function(state, n)
+      if n.op == "->" or n.op == "~>" then
          for _, side in ipairs { n.left, n.right } do
             if not ok_operand(side) then
                state.diags[#state.diags + 1] = diag.at(side, "E312", "flow-operand",
@@ -26,7 +24,9 @@ function M.run(state)
             end
          end
       end
-   end)
-end
+   end,
+}
+
+function M.run(state) require("compiler.checks").walk(state, { M }) end
 
 return M

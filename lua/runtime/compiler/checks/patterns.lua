@@ -1,7 +1,7 @@
 -- checks.patterns: wildcards and value references only inside semantic patterns; inside a pattern
 -- only dicts, lists, strings, numbers, `*` and `<VALUE>` (spec §6.7), no identifiers.
 
-local ipairs, type = ipairs, type
+local ipairs, require = ipairs, require
 local ast = require "compiler.ast"
 local diag = require "compiler.diag"
 local _ENV = nil
@@ -59,20 +59,15 @@ local function check_pattern(state, p)
    end
 end
 
-function M.run(state)
-   ast.walk(state.ast, function(n)
-      local tag = n.tag
-      if tag == "Def" then return false end
-      if tag == "SemanticPattern" then
-         for _, a in ipairs(n.args) do check_pattern(state, a) end
-         return false
-      elseif tag == "Wildcard" then
-         report(state, n, "E301", MSG_WILDCARD)
-      elseif tag == "ValueRef" then
-         report(state, n, "E302", MSG_VALUEREF)
-      end
-   end)
-   local _ = type
-end
+M.visit = {
+   SemanticPattern = function(state, n)
+      for _, a in ipairs(n.args) do check_pattern(state, a) end
+      return false
+   end,
+   Wildcard = function(state, n) report(state, n, "E301", MSG_WILDCARD) end,
+   ValueRef = function(state, n) report(state, n, "E302", MSG_VALUEREF) end,
+}
+
+function M.run(state) require("compiler.checks").walk(state, { M }) end
 
 return M

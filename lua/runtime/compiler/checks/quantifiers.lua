@@ -2,8 +2,7 @@
 -- `invariant`), and the quantifier's arguments must fit: forall takes none, count takes
 -- min / max (positionally or by keyword, at most once each).
 
-local ipairs = ipairs
-local ast = require "compiler.ast"
+local ipairs, require = ipairs, require
 local diag = require "compiler.diag"
 local _ENV = nil
 
@@ -28,39 +27,39 @@ local function head_name(q)
    return "?", true
 end
 
-function M.run(state)
-   ast.walk(state.ast, function(q)
-      if q.tag == "Def" then return false end
-      if q.tag ~= "Quantifier" then return end
-      local name, resolved = head_name(q)
-      if q.kind == nil then
-         if resolved then
-            report(state, q.func, "E310", "'" .. name .. "' is not a quantifier: a block can only follow "
-               .. "forall or count (from invariant import forall, count)")
-         end
-         return
+local function quantifier(state, q)
+   local name, resolved = head_name(q)
+   if q.kind == nil then
+      if resolved then
+         report(state, q.func, "E310", "'" .. name .. "' is not a quantifier: a block can only follow "
+            .. "forall or count (from invariant import forall, count)")
       end
-      if q.kind == "forall" then
-         if #q.args > 0 or #q.kwargs > 0 then
-            report(state, q.args[1] or q.kwargs[1], "E309", "forall takes no arguments")
-         end
-      elseif q.kind == "count" then
-         if #q.args > 2 then
-            report(state, q.args[3], "E309", "count takes at most 2 arguments (min, max)")
-         end
-         local given = {}
-         if q.args[1] then given.min = true end
-         if q.args[2] then given.max = true end
-         for _, kw in ipairs(q.kwargs) do
-            if kw.name ~= "min" and kw.name ~= "max" then
-               report(state, kw, "E309", "count got an unexpected keyword argument '" .. kw.name .. "'")
-            elseif given[kw.name] then
-               report(state, kw, "E309", "count got multiple values for argument '" .. kw.name .. "'")
-            end
-            given[kw.name] = true
-         end
+      return
+   end
+   if q.kind == "forall" then
+      if #q.args > 0 or #q.kwargs > 0 then
+         report(state, q.args[1] or q.kwargs[1], "E309", "forall takes no arguments")
       end
-   end)
+   elseif q.kind == "count" then
+      if #q.args > 2 then
+         report(state, q.args[3], "E309", "count takes at most 2 arguments (min, max)")
+      end
+      local given = {}
+      if q.args[1] then given.min = true end
+      if q.args[2] then given.max = true end
+      for _, kw in ipairs(q.kwargs) do
+         if kw.name ~= "min" and kw.name ~= "max" then
+            report(state, kw, "E309", "count got an unexpected keyword argument '" .. kw.name .. "'")
+         elseif given[kw.name] then
+            report(state, kw, "E309", "count got multiple values for argument '" .. kw.name .. "'")
+         end
+         given[kw.name] = true
+      end
+   end
 end
+
+M.visit = { Quantifier = quantifier }
+
+function M.run(state) require("compiler.checks").walk(state, { M }) end
 
 return M
