@@ -288,7 +288,69 @@ local SAFE_STRING = { "byte", "char", "find", "format", "gmatch", "gsub", "len",
   "match", "rep", "reverse", "sub", "upper", "pack", "packsize", "unpack" }
 local SAFE_TABLE = { "concat", "insert", "move", "pack", "remove", "sort", "unpack" }
 local SAFE_BASE = { "ipairs", "pairs", "next", "select", "type", "tostring", "tonumber",
-  "assert", "error", "pcall", "rawequal", "rawlen", "rawget", "setmetatable", "getmetatable" }
+  "assert", "error", "rawequal", "rawlen", "rawget" }
+
+-- The string metatable's __index is the real `string` table; give every string a copy without
+-- `dump` so that ("").dump is not reachable from a policy (a global, harmless change).
+do
+  local smt = getmetatable("")
+  if smt and smt.__index == string then
+    local safe = {}
+    for k, v in pairs(string) do if k ~= "dump" then safe[k] = v end end
+    smt.__index = safe
+  end
+end
+
+-- Read-only views of runtime modules: a policy can read and call, never modify shared state.
+local RO = setmt({}, { __mode = "k" })
+local function readonly(t)
+  if type(t) ~= "table" then return t end
+  local p = RO[t]
+  if p then return p end
+  p = setmt({}, {
+    __index = function(_, k)
+      local v = t[k]
+      if type(v) == "table" and getmt(v) == nil then return readonly(v) end
+      if type(v) == "function" then rawset(p, k, v) end -- functions are immutable: cache
+      return v
+    end,
+    __newindex = function(_, k) error("attempt to modify a read-only runtime table (" .. tostring(k) .. ")", 2) end,
+    __call = getmt(t) and getmt(t).__call and function(_, ...) return t(...) end or nil,
+    __pairs = function() return function(_, k) local nk, nv = next(t, k); return nk, nv end, nil, nil end,
+    __len = function() return #t end,
+    __metatable = false,
+  })
+  RO[t] = p
+  return p
+end
+M.readonly = readonly
+
+-- metatables owned by the runtime: invisible to policies
+local PROTECTED = {}
+for _, k in ipairs({ "List", "Dict", "Tuple", "Contents", "Event", "Record", "Str", "Method", "Ctx" }) do
+  if value[k] then PROTECTED[value[k]] = true end
+end
+PROTECTED[getmetatable("")] = true
+
+local function safe_getmetatable(x)
+  local mt = getmetatable(x)
+  if PROTECTED[mt] then return nil end
+  return mt
+end
+
+local function safe_setmetatable(t, mt)
+  if PROTECTED[getmetatable(t)] or PROTECTED[mt] then
+    error("cannot change the metatable of a runtime value", 2)
+  end
+  return setmetatable(t, mt)
+end
+
+-- pcall/error inside a policy never swallows a sandbox limit (memory, budget, deadline)
+local function safe_pcall(f, ...)
+  local r = table.pack(pcall(f, ...))
+  if not r[1] and engine.is_limit_error(r[2]) then error(r[2], 0) end
+  return table.unpack(r, 1, r.n)
+end
 
 local function copy_fields(src, names)
   local t = {}
@@ -318,6 +380,9 @@ function M.new_env(name)
   local pattern = opt_require "rt.pattern"
   local env = {}
   for _, n in ipairs(SAFE_BASE) do env[n] = _G[n] end
+  env.pcall = safe_pcall
+  env.getmetatable = safe_getmetatable
+  env.setmetatable = safe_setmetatable
   env.string = copy_fields(string, SAFE_STRING)
   env.table = copy_fields(table, SAFE_TABLE)
   local m = {}
@@ -357,11 +422,12 @@ function M.new_env(name)
     return v
   end
   env.policy = api
-  env.value = value
-  env.pattern = pattern
-  env.builtins = B
+  local Vr, Br, Pr, Er = readonly(value), readonly(B), readonly(pattern), readonly(rterr)
+  env.value = Vr
+  env.pattern = Pr
+  env.builtins = Br
   -- short names (docs/policy-api.md)
-  env.V, env.B, env.PAT, env.ERR = value, B, pattern, rterr
+  env.V, env.B, env.PAT, env.ERR = Vr, Br, Pr, Er
   env.rule = add_rule
   env.var = function(nm, T, line, col, reads, fn)
     return item { k = "var", name = nm, type = T, line = line, col = col, reads = reads,
