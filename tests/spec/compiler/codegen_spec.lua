@@ -176,3 +176,57 @@ describe("compiler.codegen on mutated policies", function()
       end
    end)
 end)
+
+-- End to end through rt (compile, load, analyze): one small policy per construct the back half
+-- lowers, with the number of violations Python semantics give on a three-event trace.
+describe("compiled constructs, end to end", function()
+   local rt = require "rt"
+   local cjson = require "cjson"
+   local function count_violations(src, trace, params)
+      local pol, err = rt.load(src, "invariant", "t")
+      assert(pol, err and err.message)
+      local vs, e = rt.analyze(pol, cjson.decode(cjson.encode(trace)), params)
+      assert(vs, e and e.message)
+      return #vs
+   end
+   local T = {
+     {role="user", content="hello world"},
+     {role="assistant", content="abc", tool_calls={{id="1",type="function",["function"]={name="a",arguments={x=1}}},{id="2",type="function",["function"]={name="b",arguments={x=2}}}}},
+     {role="tool", tool_call_id="2", content="out"},
+   }
+   local tests = {
+    {"ternary", 'raise "t" if:\n    (m: Message)\n    ("yes" if m.role == "user" else "no") == "yes"\n', 1},
+    {"contains_only", 'raise "t" if:\n    (m: Message)\n    ["a", "b", "c"] contains_only ["a", "c"]\n    m.role == "user"\n', 1},
+    {"is not", 'raise "t" if:\n    (m: Message)\n    m.content is not None\n', 2},
+    {"not in", 'raise "t" if:\n    (m: Message)\n    "world" not in m.content\n', 1},
+    {"comp cond", 'raise "t" if:\n    (m: Message)\n    [c.function.name for c in m.tool_calls if c.function.arguments.x > 1] == ["b"]\n', 1},
+    {"dict lit", 'raise "t" if:\n    (m: Message)\n    {"r": m.role}["r"] == "assistant"\n', 1},
+    {"arith", 'raise "t" if:\n    (c: ToolCall)\n    (c.function.arguments.x ** 2 + 1) % 3 == 2\n    -c.function.arguments.x == -1\n', 1},
+    {"tuple", 'raise "t" if:\n    (c: ToolCall)\n    (c.function.name, 5) == "a"\n', 1},
+    {"not flow", 'raise "t" if:\n    (a: ToolCall)\n    (b: ToolCall)\n    not (a -> b)\n    not (a == b)\n', 1},
+    {"flow expr", 'raise "t" if:\n    (a: ToolCall)\n    (b: ToolCall)\n    (a ~> b) or (b ~> a)\n', 2},
+    {"pred pred", 'p(x: ToolCall) :=\n    x.function.name == "b"\nq(y: ToolCall) :=\n    p(y)\n    y.function.arguments.x == 2\nraise "t" if:\n    (c: ToolCall)\n    q(c)\n', 1},
+    {"const block", 'NAMES:\n    ["a"]\nraise "t" if:\n    (c: ToolCall)\n    c.function.name in NAMES\n', 1},
+    {"raise typed", 'raise c if:\n    (c: ToolCall)\n    c.function.name == "b"\n', 1},
+    {"count positional", 'from invariant import count\nraise "t" if:\n    count(2):\n        (c: ToolCall)\n        c.function.arguments.x > 0\n', 1},
+    {"count 3 false", 'from invariant import count\nraise "t" if:\n    count(min=3):\n        (c: ToolCall)\n        c.function.arguments.x > 0\n', 0},
+    {"nested quant", 'from invariant import forall, count\nraise "t" if:\n    (m: Message)\n    forall:\n        (c: ToolCall) in m.tool_calls\n        count(min=1):\n            (o: ToolOutput)\n            o.content == "out"\n', 2},
+    {"and returns operand", 'raise "t" if:\n    (m: Message)\n    (m.role == "user" and "x") == "x"\n', 1},
+    {"or returns operand", 'raise "t" if:\n    (m: Message)\n    (m.content or "z") == "abc"\n', 1},
+    {"short circuit", 'raise "t" if:\n    (m: Message)\n    m.content is not None and m.content.upper() == "ABC"\n', 1},
+    {"input", 'raise "t" if:\n    (m: Message)\n    m.role == input.role\n', 1, {role="user"}},
+    {"is scalar", 'raise "t" if:\n    (m: Message)\n    m.role is "user"\n', 1},
+    {"format", 'raise Violation("{} n".format(len(m.content)), k=m.role) if:\n    (m: Message)\n    m.role == "user"\n', 1},
+    {"derived order", 'raise Violation("x", n=n) if:\n    (m: Message)\n    n := len(m.content)\n    n > 5\n', 1},
+    {"index neg", 'raise "t" if:\n    (m: Message)\n    m.content.split(" ")[-1] == "world"\n', 1},
+    {"tool output pattern", 'raise "t" if:\n    (o: ToolOutput)\n    o is tool:b({x: 2})\n', 1},
+    {"string escapes", 'raise "t" if:\n    (m: Message)\n    match("h\\w+ w", m.content)\n', 1},
+    {"keyword-named pred", 'end(x: ToolCall) :=\n    x.function.name == "a"\nraise "t" if:\n    (c: ToolCall)\n    end(c)\n', 1},
+    {"rule var named like api", 'raise Violation("v", cond=cond) if:\n    (cond: ToolCall)\n    (V: ToolCall)\n    cond -> V\n', 1},
+   }
+   for _, t in ipairs(tests) do
+      it(t[1], function()
+         assert.equal(t[3], count_violations(t[2], T, t[4]))
+      end)
+   end
+end)
