@@ -18,6 +18,7 @@ local cjson = require "cjson"
 local canon = require "canon"
 
 local cases_dir = arg[1] or "../shared/conformance/cases"
+local BUDGET_MILLIONS = tonumber(os.getenv("CONFORMANCE_BUDGET") or "") or 2000 -- million VM instructions
 local filters = {}
 for i = 2, #arg do filters[#filters + 1] = arg[i] end
 
@@ -85,7 +86,15 @@ for n, case in ipairs(cases) do
    if not rt then
       ok, diff = false, { "rt does not load: " .. (rt_err:match("^[^\n]*")) }
    else
+      -- a runaway case must not hang the suite: an instruction budget per case (rt lets errors
+      -- mentioning "vigil-limit" through, so this one reaches the pcall below)
+      local ticks = 0
+      debug.sethook(function()
+         ticks = ticks + 1
+         if ticks > BUDGET_MILLIONS then error("vigil-limit: case exceeded its instruction budget", 0) end
+      end, "", 1000000)
       local pok, r1, r2 = pcall(canon.run_case, rt, case)
+      debug.sethook()
       if not pok then
          ok, diff = false, { "runner/runtime raised a raw Lua error: " .. tostring(r1) }
       else
