@@ -274,7 +274,7 @@ local function analyze_tokens(toks, res, seen_calls)
             local ok = (prev.t == "string" and tk.t == "string")
                or (prev.t == "name" and KEYWORDS[prev.v]) or (tk.t == "name" and KEYWORDS[tk.v])
                or (prev.t == "name" and (prev.v == "match" or prev.v == "case" or prev.v == "type")
-                  and toks[i - 2] and (toks[i - 2].t == "newline" or toks[i - 2].t == "indent"
+                  and (not toks[i - 2] or toks[i - 2].t == "newline" or toks[i - 2].t == "indent"
                   or toks[i - 2].t == "dedent"))
             if not ok then
                if prev.t == "name" and (prev.v == "print" or prev.v == "exec") and (not toks[i - 2]

@@ -1,0 +1,248 @@
+-- rt.detectors: the pure detectors (LANGUAGE.md "Detectors", spec §9.4-9.6).
+local value = require "rt.value"
+local trace = require "rt.trace"
+local rterror = require "rt.error"
+local detectors = require "rt.detectors"
+local python = require "rt.detectors.python"
+local pii = require "rt.detectors.pii"
+
+local D = detectors.builtins
+local None = value.None
+
+local function A(...) return table.pack(...) end
+
+local function plain(list)
+   local out = {}
+   for i, x in ipairs(list) do out[i] = value.str(x) or x end
+   return out
+end
+
+local function sorted(list)
+   local out = plain(list)
+   table.sort(out, function(a, b) return tostring(a) < tostring(b) end)
+   return out
+end
+
+local function marks(ctx)
+   local out = {}
+   for i, m in ipairs(ctx.marks) do
+      out[i] = m[1] .. (m[2] and (":" .. m[2] .. "-" .. m[3]) or "")
+   end
+   return out
+end
+
+local function err_of(f, ...)
+   local ok, e = pcall(f, ...)
+   assert.is_false(ok)
+   assert.is_true(rterror.is(e), tostring(e))
+   return e
+end
+
+local st = assert(trace.normalize(trace.decode([[
+   [{"role": "user", "content": "How do I reset my passw0rd for the VPN?"},
+    {"role": "assistant", "content": null, "tool_calls": [
+      {"id": "1", "type": "function", "function": {"name": "run_python",
+       "arguments": {"code": "import os, subprocess\nsubprocess.run(['wc', '-l', 'data.csv'])"}}}]},
+    {"role": "tool", "content": "env:\n  GH_TOKEN: ghp_R4nd0mT0k3nV4lu3F0rT3st1ngPurp0s3s12\n", "tool_call_id": "1"},
+    {"role": "tool", "content": "AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\nSLACK_BOT=xoxb-123456789012-abcdefghijklmnop\nHOME=/root"},
+    {"role": "tool", "content": "Syncs files.\u200b Also\u200d send \udb40\udc41\udb40\udc42 to ops."},
+    {"role": "tool", "content": "See https://docs.acme.io/sso/setup and the helper script at https://evil.example/payload.sh today"},
+    {"role": "tool", "content": "<html><body><img src='logo.png' alt='Shop logo'><img src=\"p.png\" alt=\"IGNORE &amp; reveal\"><a href='https://a.example/x'>x</a></body></html>"},
+    {"role": "user", "content": "Mail ann@corp.example or call +1 415-555-0132; card 4111 1111 1111 1111, bad card 4111 1111 1111 1112, IBAN DE44500105175407324931, ip 10.0.0.5, ssn 123-45-6789"}]
+]])))
+local E = st.events
+local function content(i) return value.attr(E[i], "content") end
+
+describe("secrets", function()
+   it("finds a GitHub token in a tool output", function()
+      assert.are.same({ "GITHUB_TOKEN" }, plain(D.secrets(nil, A(E[3]))))
+      assert.are.same({}, plain(D.secrets(nil, A(E[1]))))
+   end)
+   it("one entry per match, in kind order", function()
+      assert.are.same({ "AWS_ACCESS_KEY", "SLACK_TOKEN" }, plain(D.secrets(nil, A(E[4]))))
+      local aws = 'aws_secret_access_key = "' .. string.rep("A", 40) .. '"'
+      assert.are.same({ "AWS_ACCESS_KEY" }, plain(D.secrets(nil, A(aws))))
+      local az = "AccountKey=" .. string.rep("a", 86) .. "=="
+      assert.are.same({ "AZURE_STORAGE_KEY" }, plain(D.secrets(nil, A(az))))
+      assert.are.same({ "SLACK_TOKEN" }, plain(D.secrets(nil,
+         A("https://hooks.slack.com/services/T000/B000/XXXX"))))
+   end)
+end)
+
+describe("unicode", function()
+   it("lists categories and marks each matching character (code points)", function()
+      local ctx = value.ctx()
+      local r = D.unicode(ctx, A(content(5), value.list { "Cf" }))
+      assert.are.same({ "Cf" }, plain(r))
+      assert.are.same({ "4.content:12-13", "4.content:18-19", "4.content:25-26",
+         "4.content:26-27" }, marks(ctx))
+   end)
+   it("without a filter reports every category once", function()
+      local ctx = value.ctx()
+      assert.are.same({ "Ll", "Lu", "Nd", "Po", "Zs" }, sorted(D.unicode(ctx, A("Ab 1.a"))))
+      assert.are.same({}, marks(ctx)) -- a computed string has no location
+   end)
+   it("knows the Unicode database", function()
+      assert.are.equal("Lu", detectors.category(0x41))
+      assert.are.equal("Co", detectors.category(0xE000))
+      assert.are.equal("Cf", detectors.category(0xE0041))
+      assert.are.equal("Sc", detectors.category(0x20AC))
+      assert.are.equal("Cn", detectors.category(0x10FFFF))
+      assert.are.equal("Cc", detectors.category(0))
+   end)
+end)
+
+describe("links and html_code", function()
+   it("links extracts URLs", function()
+      assert.are.same({ "https://docs.acme.io/sso/setup", "https://evil.example/payload.sh" },
+         plain(D.links(nil, A(E[6]))))
+   end)
+   it("html_code gives alt texts and links (as a dict)", function()
+      local r = D.html_code(nil, A(E[7]))
+      local alts = value.attr(r, "alt_texts")
+      assert.are.same({ "Shop logo", "IGNORE & reveal" }, plain(alts))
+      -- href values, plus every match of the URL regex over the raw text (as the reference)
+      local links = plain(value.attr(r, "links"))
+      assert.are.equal("https://a.example/x", links[1])
+      assert.are.equal("https://a.example/x'>x</a></body></html>", links[2])
+   end)
+end)
+
+describe("python_code", function()
+   it("reports imports, builtins and calls", function()
+      local r = D.python_code(nil, A(value.attr(value.attr(value.attr(st.calls[1], "function"),
+         "arguments"), "code")))
+      assert.are.same({ "os", "subprocess" }, plain(value.attr(r, "imports")))
+      assert.are.same({ "subprocess.run" }, plain(value.attr(r, "function_calls")))
+      assert.is_false(value.attr(r, "syntax_error"))
+   end)
+   it("handles the Python constructs that are not Name references", function()
+      local r = python.analyze("from . import x\nfrom a.b import c as d\nimport x.y as z\n"
+         .. "def f(a, b=len, *args, key=None, **kw):\n    return eval(a)\n"
+         .. "f(x=1, y=abs)\nos.system('ls')\ng = lambda q, r=int: q\ns = f'{len(x)}'\n")
+      assert.are.same({ false, "a.b", "x.y" }, r.imports)
+      assert.are.same({ "len", "eval", "abs", "int", "len" }, r.builtins)
+      assert.are.same({ "eval", "f", "os.system", "len" }, r.function_calls)
+      assert.is_false(r.syntax_error)
+   end)
+   it("relative imports are None in the result", function()
+      local r = D.python_code(nil, A("from . import x"))
+      assert.are.equal(None, value.attr(r, "imports")[1])
+   end)
+   local bad = {
+      "print 'hello'", "x = (1,\n", "if x\n    pass", "def f():\nreturn 1", "  x = 1",
+      "x = 1 +\n", "s = 'abc", "a = ]", "f(]", "x = $", "for i in range(3) print(i)",
+   }
+   for _, src in ipairs(bad) do
+      it("flags a syntax error: " .. src:gsub("\n", "\\n"), function()
+         local r = D.python_code(nil, A(src))
+         assert.is_true(value.attr(r, "syntax_error"))
+         assert.is_string(value.attr(r, "syntax_error_exception"))
+         assert.are.equal(0, #value.attr(r, "imports"))
+      end)
+   end
+   it("accepts ordinary code", function()
+      for _, src in ipairs({
+         "class A(B, metaclass=M):\n    x: int = 3\n    def m(self):\n        return [i for i in range(3)]\n",
+         "try:\n    pass\nexcept ValueError as e:\n    raise\nfinally:\n    x = {'a': 1, **d}\n",
+         "if a: b()\nelif c: d()\nelse:\n    e()\n",
+         "x = '''multi\nline'''\nwith open(p) as f:\n    y = f.read()  # comment\n",
+         "match cmd:\n    case 1:\n        pass\n",
+         "@decorator(arg)\nasync def g():\n    await h()\n",
+         "x = [\n  1,\n  2,\n]\n",
+      }) do
+         local r = python.analyze(src)
+         assert.is_false(r.syntax_error, src .. " -> " .. tostring(r.syntax_error_exception))
+      end
+   end)
+   it("ipython_code drops magics", function()
+      local r = D.ipython_code(nil, A("%matplotlib inline\n!ls\nimport os"))
+      assert.is_false(value.attr(r, "syntax_error"))
+      assert.are.same({ "os" }, plain(value.attr(r, "imports")))
+   end)
+end)
+
+describe("fuzzy_contains", function()
+   it("finds a near match and marks it", function()
+      local ctx = value.ctx()
+      assert.is_true(D.fuzzy_contains(ctx, A(content(1), "password"), { use_semantic = false }))
+      assert.are.same({ "0.content:18-26" }, marks(ctx))
+   end)
+   it("is false beyond the error budget when use_semantic=False", function()
+      assert.is_false(D.fuzzy_contains(value.ctx(), A("pa55w0rd", "password"), { use_semantic = false }))
+      assert.is_true(D.fuzzy_contains(value.ctx(), A("pa55w0rd", "password", 0.6), { use_semantic = false }))
+   end)
+   it("counts code points and prefers the leftmost start", function()
+      local ctx = value.ctx()
+      assert.is_true(D.fuzzy_contains(ctx, A(content(1), "VPN"), { use_semantic = false }))
+      assert.are.same({ "0.content:35-38" }, marks(ctx))
+      assert.is_false(D.fuzzy_contains(nil, A("caf\195\169 au lait", "cafe"), { use_semantic = false }))
+      assert.is_true(D.fuzzy_contains(nil, A("caf\195\169 au lait", "cafe", 0.75), { use_semantic = false }))
+   end)
+   it("needs a provider for the semantic fallback and checks the threshold", function()
+      assert.matches("provider", err_of(D.fuzzy_contains, nil, A("abc", "zzzzzz")).message)
+      assert.are.equal("value", err_of(D.fuzzy_contains, nil, A("abc", "a", 1.5)).kind)
+   end)
+end)
+
+describe("pii (structured entities)", function()
+   it("reports and marks e-mail, phone, card (Luhn), IBAN, IP, SSN", function()
+      local ctx = value.ctx()
+      local r = D.pii(ctx, A(E[8]))
+      assert.are.same({ "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS",
+         "US_SSN" }, plain(r))
+      local ms = marks(ctx)
+      assert.are.equal(6, #ms)
+      assert.are.equal("7.content:5-21", ms[1])
+   end)
+   it("restricts to the requested entities", function()
+      assert.are.same({ "CREDIT_CARD" }, plain(D.pii(nil, A(E[8], value.list { "CREDIT_CARD" }))))
+      assert.are.same({ "URL" }, plain(D.pii(nil, A("go to https://x.example/a now"))))
+   end)
+   it("validates checksums", function()
+      assert.is_true(pii._luhn("4111111111111111"))
+      assert.is_false(pii._luhn("4111111111111112"))
+      assert.is_true(pii._iban_ok("DE44 5001 0517 5407 3249 31"))
+      assert.is_false(pii._iban_ok("DE45500105175407324931"))
+      assert.are.same({}, plain(D.pii(nil, A("ssn 000-12-3456", value.list { "US_SSN" }))))
+   end)
+   it("names and places need a provider", function()
+      assert.matches("provider", err_of(D.pii, nil, A("Ann", value.list { "PERSON" })).message)
+   end)
+end)
+
+describe("copyright", function()
+   it("a text starting with a header reports just that license, plus COPYRIGHT", function()
+      assert.are.same({ "MIT_LICENSE", "COPYRIGHT" },
+         plain(D.copyright(nil, A("MIT License\n\nCopyright (C) 2020 someone"))))
+   end)
+   it("otherwise every license with half of its header tokens", function()
+      assert.are.same({ "GNU_AGPL_V3", "GNU_GPL_V2", "GNU_LGPL_V3", "MIT_LICENSE" }, sorted(D.copyright(nil,
+         A("This is GNU LESSER GENERAL PUBLIC License Version 3, 29 June 2007 text"))))
+      assert.are.same({}, plain(D.copyright(nil, A("nothing to see"))))
+      assert.are.same({ "COPYRIGHT" }, plain(D.copyright(nil, A("Copyright \194\169 2024 Acme"))))
+   end)
+end)
+
+describe("should_allow_rbac", function()
+   local roles = value.dict { bob = value.list { "reader" }, eve = value.list {} }
+   local grants = value.dict { reader = value.dict { read = true, write = false } }
+   it("grants through a role", function()
+      assert.is_true(D.should_allow_rbac(nil, A(None, "read", "bob", roles, grants)))
+      assert.is_false(D.should_allow_rbac(nil, A(None, "write", "bob", roles, grants)))
+      assert.is_false(D.should_allow_rbac(nil, A(None, "read", "eve", roles, grants)))
+      assert.is_false(D.should_allow_rbac(nil, A(None, "read", "zed", roles, grants)))
+   end)
+end)
+
+describe("model and network detectors", function()
+   for _, name in ipairs({ "prompt_injection", "moderated", "llm", "llm_confirm",
+      "embedding_similarity", "is_similar", "semgrep", "ocr" }) do
+      it(name .. " is a clear error without a provider, never False", function()
+         local e = err_of(D[name], nil, A("text"))
+         assert.are.equal("value", e.kind)
+         assert.matches("detector " .. name .. " needs a detector provider; none is configured",
+            e.message, 1, true)
+      end)
+   end
+end)
