@@ -41,7 +41,7 @@ Gen.__index = Gen
 local DISPATCH = {} -- tag -> Gen.x_<tag>, filled at the end of the module
 
 local function new_gen()
-   local g = { e = emit.new(), pats = {} }
+   local g = { e = emit.new(), pats = {}, diags = {} }
    for k, v in pairs(Gen) do g[k] = v end
    return g
 end
@@ -375,15 +375,23 @@ function Gen:quant_head(qn)
       if x.tag == "UnOp" and x.op == "-" and x.operand.tag == "Num" then return N(-x.operand.value) end
       return nil
    end
+   local function bound(name, x)
+      local v = lit(x)
+      if v then
+         fields[#fields + 1] = name .. " = " .. v
+      else
+         -- the policy API takes the bounds as data; never ignore a bound silently
+         self.diags[#self.diags + 1] = { code = "E309", kind = "quantifier-arity", line = x.line or qn.line,
+            column = x.col or qn.col, message = "count bounds must be number literals (or None)" }
+      end
+   end
    if qn.kind == "count" then
       local names_ = { "min", "max" }
       for i, a in ipairs(qn.args or {}) do
-         local v = lit(a)
-         if v and names_[i] then fields[#fields + 1] = names_[i] .. " = " .. v end
+         if names_[i] then bound(names_[i], a) end
       end
       for _, kw in ipairs(qn.kwargs or {}) do
-         local v = lit(kw.value)
-         if v and (kw.name == "min" or kw.name == "max") then fields[#fields + 1] = kw.name .. " = " .. v end
+         if kw.name == "min" or kw.name == "max" then bound(kw.name, kw.value) end
       end
    end
    fields[#fields + 1] = "negate = " .. (qn.negated and "true" or "false")
@@ -496,11 +504,12 @@ function M.generate(ir, policy_ast)
    for _, r in ipairs(ir.rules) do
       info[#info + 1] = { index = r.index, message = rule_message(r.node), line = r.node.line }
    end
-   return g.e:text(), info
+   return g.e:text(), info, g.diags
 end
 
 function M.run(state)
-   local src, rules = M.generate(state.ir, state.ast)
+   local src, rules, diags = M.generate(state.ir, state.ast)
+   for _, d in ipairs(diags) do state.diags[#state.diags + 1] = d end
    state.lua = src
    state.lua_src = src
    state.rules = state.rules or rules

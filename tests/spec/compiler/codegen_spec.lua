@@ -230,3 +230,12 @@ describe("compiled constructs, end to end", function()
       end)
    end
 end)
+
+describe("compiler.codegen diagnostics", function()
+   it("rejects count bounds that are not literals, at the bound's position", function()
+      local compiler = require "compiler"
+      local lua, diags = compiler.compile("from invariant import count\nraise \"x\" if:\n    count(min=input.n):\n        (m: Message)\n")
+      assert.is_nil(lua)
+      assert.same({ 3, 15, "E309" }, { diags[1].line, diags[1].column, diags[1].code })
+   end)
+end)
