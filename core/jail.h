@@ -61,4 +61,8 @@ pid_t jail_fork(int insecure);
  * process is then half-jailed: report the error on *fd and _exit). */
 int jail_apply(const struct jail_cfg *cfg, int *fd, struct pe_err *err);
 
+/* Leaves a (jailed) process at once: the raw exit_group syscall. Sanitizer runtimes intercept
+ * _exit() and make syscalls the filter forbids (sigaltstack), so jailed code exits here. */
+void jail_exit(int status) __attribute__((noreturn));
+
 #endif

@@ -344,7 +344,7 @@ int sbx_call(struct sbx *s, int nargs, int nresults, struct pe_err *err)
         rc = pe_err_set(err, PE_ELUA, "%s", msg != NULL ? msg : "(error object is not a string)");
     lua_settop(L, base - 1); /* pop error and handler */
     s->expired = SBX_RUN_NONE;
-    if (rc == PE_EMEMLIMIT)
+    if (s->mem_hit)
         lua_gc(L, LUA_GCCOLLECT); /* give the memory back now */
     return rc;
 }

@@ -344,18 +344,18 @@ static void worker_child(struct zstate *zs, int fd)
     jc.filter = zs->filter;
     if (jail_apply(&jc, &fd, &e) != PE_OK) {
         ipc_send(fd, 0, e.msg, strlen(e.msg) ? strlen(e.msg) : 1, zs->core.max_frame, 0, NULL);
-        _exit(1);
+        jail_exit(1);
     }
     if (ipc_send(fd, 0, "", 0, zs->core.max_frame, 0, NULL) != PE_OK)
-        _exit(1);
+        jail_exit(1);
     for (;;) {
         if (ipc_recv(fd, &req, &len, &id, zs->core.max_frame, 0, NULL) != PE_OK)
-            _exit(0); /* EOF (the host let go), or a protocol error: nothing to save */
+            jail_exit(0); /* EOF (the host let go), or a protocol error: nothing to save */
         if (wkc_handle(&zs->core, req, len, &resp, &resp_len, NULL) != PE_OK)
-            _exit(3);
+            jail_exit(3);
         free(req);
         if (ipc_send(fd, id, resp, resp_len, zs->core.max_frame, 0, NULL) != PE_OK)
-            _exit(0);
+            jail_exit(0);
         free(resp);
     }
 }

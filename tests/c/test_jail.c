@@ -79,6 +79,17 @@ static int op_mprotect_exec(void)
     return r_of(mprotect(p, 4096, PROT_READ | PROT_EXEC));
 }
 static int op_kill(void) { return r_of(kill(1, SIGTERM)); }
+static int op_sigaltstack_set(void)
+{
+    static char stk[65536];
+    stack_t ss = {.ss_sp = stk, .ss_size = sizeof stk};
+    return r_of(sigaltstack(&ss, NULL));
+}
+static int op_sigaltstack_query(void)
+{
+    stack_t old;
+    return r_of(sigaltstack(NULL, &old));
+}
 static int op_getpid(void) { return r_of(syscall(SYS_getpid)); }
 static int op_getuid(void) { return r_of(syscall(SYS_getuid)); }
 static int op_setuid0(void) { return r_of(syscall(SYS_setuid, 0)); }
@@ -157,6 +168,7 @@ static const struct jcase cases[] = {
     {"kill", op_kill, 1, X_SIGSYS, 0},
     {"setuid(0)", op_setuid0, 1, X_SIGSYS, 0},
     {"chroot", op_chroot, 1, X_SIGSYS, 0},
+    {"sigaltstack (set)", op_sigaltstack_set, 1, X_SIGSYS, 0},
     /* the layers under the filter, measured without it */
     {"no filter: pid 1 in a new pid namespace", op_getpid, 0, 1, 0},
     {"no filter: uid 65534", op_getuid, 0, 65534, 0},
@@ -174,6 +186,7 @@ static const struct jcase cases[] = {
     {"allowed: malloc + touch 64 MiB", op_malloc, 1, 0, 0},
     {"allowed: clock_gettime / clock_nanosleep", op_clock, 1, 0, 0},
     {"allowed: getrandom", op_getrandom, 1, 0, 0},
+    {"allowed: sigaltstack (query only)", op_sigaltstack_query, 1, 0, 0},
     {"allowed: Lua eval (state built before the jail)", op_lua, 1, 0, 0},
     {"allowed: localtime after TZ=UTC", op_lua_date, 1, 0, 0},
 };
@@ -202,15 +215,15 @@ static int run_case(const struct jcase *c, char *why, size_t whylen)
             memcpy(msg, &r, sizeof r);
             snprintf(msg + sizeof r, sizeof msg - sizeof r, "%s", e.msg);
             if (write(fd, msg, sizeof msg) < 0)
-                _exit(2);
-            _exit(1);
+                jail_exit(2);
+            jail_exit(1);
         }
         r = c->fn();
         memset(msg, 0, sizeof msg);
         memcpy(msg, &r, sizeof r);
         if (write(fd, msg, sizeof msg) < 0)
-            _exit(2);
-        _exit(0);
+            jail_exit(2);
+        jail_exit(0);
     }
     close(sv[1]);
     if (pid < 0) {
