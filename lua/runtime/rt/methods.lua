@@ -6,9 +6,8 @@
 local require, type, ipairs, tostring, tonumber, setmetatable =
    require, type, ipairs, tostring, tonumber, setmetatable
 local mtype, floor, abs, huge = math.type, math.floor, math.abs, math.huge
-local sfmt, srep, ssub, sfind, sbyte, slower, supper, sgsub =
-   string.format, string.rep, string.sub, string.find, string.byte, string.lower, string.upper,
-   string.gsub
+local sfmt, srep, ssub, sfind, slower, supper, sgsub =
+   string.format, string.rep, string.sub, string.find, string.lower, string.upper, string.gsub
 local tconcat = table.concat
 local value = require "rt.value"
 local rterror = require "rt.error"
@@ -233,8 +232,8 @@ end
 
 local function format_value(v, spec)
    if spec == "" then return tostr(v) end
-   local fill, align, sign, alt, zero, width, comma, prec, ty =
-      nil, nil, nil, false, false, nil, nil, nil, nil
+   local fill, align, sign, alt, zero, width, comma, prec
+   alt, zero = false, false
    local p = 1
    local c1, c2 = ssub(spec, 1, 1), ssub(spec, 2, 2)
    if c2 ~= "" and sfind("<>=^", c2, 1, true) then fill, align, p = c1, c2, 3
@@ -252,7 +251,7 @@ local function format_value(v, spec)
       if not pr then raise("value", "Format specifier missing precision") end
       prec = tonumber(pr); p = p + 1 + #pr
    end
-   ty = ssub(spec, p)
+   local ty = ssub(spec, p)
    if #ty > 1 then raise("value", "Invalid format specifier '" .. spec .. "'") end
    local out
    local isnum = type(v) == "number" or type(v) == "boolean"
@@ -279,7 +278,9 @@ local function format_value(v, spec)
          out = sfmt("%." .. (prec or 6) .. t, abs(x))
          if ty == "%" then out = out .. "%" end
       elseif ty == "x" or ty == "X" or ty == "o" or ty == "b" then
-         if mtype(n) ~= "integer" then raise("value", "Unknown format code '" .. ty .. "' for object of type 'float'") end
+         if mtype(n) ~= "integer" then
+            raise("value", "Unknown format code '" .. ty .. "' for object of type 'float'")
+         end
          if ty == "b" then
             local a, bits = abs(n), {}
             if a == 0 then bits[1] = "0" end

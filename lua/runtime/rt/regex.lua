@@ -2,7 +2,7 @@
 -- Compiled patterns are cached (bounded); results use 0-based code-point offsets, end exclusive.
 -- An invalid pattern or a pattern that exceeds the match limits raises the runtime error kind
 -- "regex" (rt.error).
-local require, type, tostring, next = require, type, tostring, next
+local require, tostring, next = require, tostring, next
 local vregex = require "vregex"
 local rterror = require "rt.error"
 local text = require "rt.text"

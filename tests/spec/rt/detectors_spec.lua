@@ -1,4 +1,5 @@
 -- rt.detectors: the pure detectors (LANGUAGE.md "Detectors", spec §9.4-9.6).
+-- luacheck: no max line length
 local value = require "rt.value"
 local trace = require "rt.trace"
 local rterror = require "rt.error"

@@ -7,6 +7,7 @@ local tsort = table.sort
 local sgsub, ssub, sbyte, supper = string.gsub, string.sub, string.byte, string.upper
 local regex = require "rt.regex"
 
+-- luacheck: no max line length
 local M = {}
 _ENV = nil
 

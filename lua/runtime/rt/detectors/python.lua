@@ -13,6 +13,7 @@ local ssub, sfind, smatch, sfmt, slower = string.sub, string.find,
    string.match, string.format, string.lower
 local tconcat = table.concat
 
+-- luacheck: no max line length
 local M = {}
 _ENV = nil
 
@@ -81,7 +82,7 @@ local function tokenize(src)
          if c == "\n" or c == "\r" or c == "#" or c == "" then
             -- blank or comment line
             local e = sfind(src, "\n", p2, true)
-            if not e then pos = len + 1; break end
+            if not e then break end
             pos = e + 1; line = line + 1
             goto continue
          end
@@ -345,9 +346,10 @@ local function analyze_tokens(toks, res, seen_calls)
                      if t.t == "name" and not KEYWORDS[t.v] then
                         local pt = toks[j - 1]
                         if not (pt and pt.t == "op" and pt.v == ".") then break end
-                     elseif t.t == "op" and t.v == "." then -- continue the chain
                      elseif t.t == "string" then break
-                     else j = j + 1; break end
+                     elseif not (t.t == "op" and t.v == ".") then
+                        j = j + 1; break
+                     end
                   end
                   j = j - 1
                end
