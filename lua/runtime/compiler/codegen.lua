@@ -18,10 +18,6 @@ local S, N = emit.str, emit.num
 -- which must not replace an API function for the rest of the chunk (a predicate named `flow`).
 local API = { "rule", "var", "let", "cond", "flow", "succ", "forall", "count", "predicate", "const",
    "CONST", "input", "Violation", "FLOW", "SUCC", "V", "B", "PAT" }
-local PRELUDE_LOCALS = { "None", "K", "AND", "OR", "CONTAINS_ONLY", "LIST" }
-local RESERVED = { _ENV = true }
-for _, n in ipairs(API) do RESERVED[n] = true end
-for _, n in ipairs(PRELUDE_LOCALS) do RESERVED[n] = true end
 
 local PRELUDE = "local " .. concat(API, ", ") .. " = " .. concat(API, ", ") .. "; "
    .. "local None, K = V.None, {}; "
@@ -99,12 +95,9 @@ function Gen:x_Name(n)
    elseif ref == "const" then
       self:put(emit.field("CONST", name))
    elseif ref == "predicate" then
-      -- predicates are globals of the policy environment (docs/policy-api.md §5)
-      if RESERVED[name] or emit.field("x", name) ~= "x." .. name then
-         self:put("_ENV[" .. S(name) .. "]")
-      else
-         self:put(name)
-      end
+      -- predicates are globals of the policy environment (docs/policy-api.md §5); always through
+      -- _ENV so that no local (c, e, a prelude helper, a comprehension variable) can shadow one
+      self:put(emit.field("_ENV", name))
    elseif ref == "import" then
       self:put(builtin_ref(n.orig or name))
    elseif ref == "input" then

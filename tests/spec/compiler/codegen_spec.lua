@@ -222,6 +222,7 @@ describe("compiled constructs, end to end", function()
     {"tool output pattern", 'raise "t" if:\n    (o: ToolOutput)\n    o is tool:b({x: 2})\n', 1},
     {"string escapes", 'raise "t" if:\n    (m: Message)\n    match("h\\w+ w", m.content)\n', 1},
     {"keyword-named pred", 'end(x: ToolCall) :=\n    x.function.name == "a"\nraise "t" if:\n    (c: ToolCall)\n    end(c)\n', 1},
+    {"predicates named c, e, AND", 'c(x: ToolCall) :=\n    x.function.name == "a"\ne(x: ToolCall) :=\n    c(x)\nAND(x: ToolCall) :=\n    e(x)\nraise "t" if:\n    (m: ToolCall)\n    [AND(y) for y in [m]] == [True]\n', 1},
     {"rule var named like api", 'raise Violation("v", cond=cond) if:\n    (cond: ToolCall)\n    (V: ToolCall)\n    cond -> V\n', 1},
    }
    for _, t in ipairs(tests) do
