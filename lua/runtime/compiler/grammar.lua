@@ -8,8 +8,8 @@
 -- grammar that records, for each terminal that fails, the position and a label is run; the error
 -- is reported at the farthest failing position: "expected ')' but found 'if'".
 
-local require, type, tostring, pairs, ipairs, error, pcall, setmetatable, getmetatable, tonumber =
-   require, type, tostring, pairs, ipairs, error, pcall, setmetatable, getmetatable, tonumber
+local require, type, tostring, pairs, ipairs, error, pcall, setmetatable, getmetatable, tonumber, select =
+   require, type, tostring, pairs, ipairs, error, pcall, setmetatable, getmetatable, tonumber, select
 local math_tointeger, huge = math.tointeger, math.huge
 local sub, find, gsub, byte, format, concat = string.sub, string.find, string.gsub, string.byte,
    string.format, table.concat
@@ -121,7 +121,7 @@ function B.dict(pos, entries) return mk("Dict", pos, { entries = entries }) end
 function B.kwarg(pos, name, value) return mk("Kwarg", pos, { name = name, value = value }) end
 
 -- Postfix suffixes are captured as small tables and folded onto the primary.
-function B.s_call(args) return { k = "call", args = args } end
+function B.s_call(_, ...) return { k = "call", args = { ... } } end
 function B.s_member(npos, name) return { k = "member", name = name, npos = npos } end
 function B.s_index(key) return { k = "index", key = key } end
 
@@ -170,16 +170,18 @@ end
 
 -- Operator precedence (Python): or < and < not < comparisons < + - < * / % < unary - + < **.
 -- Every binary level is left-associative except ** (right); comparisons do not chain.
-B.PREC = { ["or"] = 1, ["and"] = 2, ["not"] = 3, ["=="] = 4, ["!="] = 4, ["<"] = 4, [">"] = 4, ["<="] = 4,
+B.PREC = { ["if"] = 0, ["or"] = 1, ["and"] = 2, ["not"] = 3, ["=="] = 4, ["!="] = 4, ["<"] = 4, [">"] = 4, ["<="] = 4,
    [">="] = 4, ["in"] = 4, ["not in"] = 4, ["is"] = 4, ["is not"] = 4, ["contains_only"] = 4, ["->"] = 4,
    ["~>"] = 4, ["+"] = 5, ["-"] = 5, ["*"] = 6, ["/"] = 6, ["%"] = 6, ["u-"] = 7, ["u+"] = 7, ["**"] = 8 }
 local PREC = B.PREC
 local UNOP = { ["not"] = "not", ["u-"] = "-", ["u+"] = "+" }
 
--- t = { [prefix_pos, prefix_op]*, operand, { op_pos, op, [prefix_pos, prefix_op]*, operand }* }
-function B.chain(t)
-   local n = #t
-   if n == 1 then return t[1] end
+-- captures: [prefix_pos, prefix_op]*, operand, { op_pos, op, [cond if op == "if"],
+-- [prefix_pos, prefix_op]*, operand }*
+function B.chain(...)
+   local n = select("#", ...)
+   if n == 1 then return (...) end
+   local t = { ... }
    local vals, nv, ops, no = {}, 0, {}, 0
    local function reduce()
       local o = ops[no]
@@ -187,6 +189,11 @@ function B.chain(t)
       no = no - 1
       if o.unary then
          vals[nv] = B.unop(o.pos, UNOP[o.op], vals[nv])
+      elseif o.op == "if" then
+         local r = vals[nv]
+         vals[nv] = nil
+         nv = nv - 1
+         vals[nv] = B.ternary(vals[nv], o.cond, r)
       else
          local r = vals[nv]
          vals[nv] = nil
@@ -207,10 +214,15 @@ function B.chain(t)
       if i > n then break end
       local pos, op = t[i], t[i + 1]
       i = i + 2
+      local cond
+      if op == "if" then
+         cond = t[i]
+         i = i + 1
+      end
       local p = PREC[op]
-      while no > 0 and (ops[no].prec > p or (ops[no].prec == p and op ~= "**")) do reduce() end
+      while no > 0 and (ops[no].prec > p or (ops[no].prec == p and op ~= "**" and op ~= "if")) do reduce() end
       no = no + 1
-      ops[no] = { prec = p, op = op, pos = pos }
+      ops[no] = { prec = p, op = op, pos = pos, cond = cond }
    end
    while no > 0 do reduce() end
    return vals[1]
@@ -394,7 +406,8 @@ local function build(rec)
       from = Cp() * kw"from" * sp_b * V"dotted" * sp_b * kw"import" * sp_b * Ct(V"impname" * (sp_b * tok"," * sp_n * V"impname")^0) / B.from,
       impname = Cp() * V"dotted" * (sp_b * kw"as" * sp_b * NAME)^-1 / B.import_name,
       rule = Cp() * kw"raise" * sp_b * V"postfix_b" * sp_b * kw"if" * sp_b * V"block" / B.rule,
-      def = Cp() * kw"def" * sp_b * NAME * sp_b * tok"(" * sp_n * V"defparams"^-1 * sp_n * tok")" * sp_b * V"sblock" / B.def,
+      def = Cp() * kw"def" * sp_b * NAME * sp_b * tok"(" * sp_n * (V"defparams"^-1 / 0) * sp_n
+ * tok")" * sp_b * V"sblock" / B.def,
       defparams = V"defparam" * (sp_n * tok"," * sp_n * V"defparam")^0,
       defparam = NAME * (sp_n * tok":" * sp_n * NAME)^-1,
       sblock = INDENT * Ct(V"sbitem"^1) * NL^-1 * sp_b * DEDENT / B.block,
@@ -412,7 +425,8 @@ local function build(rec)
       typed = Cp() * tok"(" * sp_n * Cp() * NAME * sp_n * tok":" * sp_n * Cp() * NAME * sp_n * tok")" / function(_, pos, name, tpos, tname) return B.typed(pos, name, tpos, tname) end,
       paren = Cp() * tok"(" * sp_n * Ct(V"expr_n" * (sp_n * tok"," * sp_n * V"expr_n")^0) * sp_n * tok")" / B.paren,
       list = Cp() * tok"[" * sp_n * Ct((V"expr_n" * sp_n * (Cg(Ct(V"comptail"), "comp") + (tok"," * sp_n * V"expr_n" * sp_n)^0))^-1) * tok"]" / B.list_or_comp,
-      comptail = kw"for" * sp_n * Cp() * NAME * sp_n * opw"in" * sp_n * V"chain_n" * (sp_n * kw"if" * sp_n * V"chain_n")^-1,
+      comptail = kw"for" * sp_n * Cp() * NAME * sp_n * opw"in" * sp_n * V"compexpr" * (sp_n * kw"if" * sp_n * V"compexpr")^-1,
+      compexpr = (V"operand_n" * (sp_n * Cp() * binop * sp_n * V"operand_n")^0) / B.chain,
       dict = Cp() * tok"{" * sp_n * Ct((V"entry" * (sp_n * tok"," * sp_n * V"entry")^0)^-1) * sp_n * tok"}" / B.dict,
       entry = Cp() * (V"string" + NAME) * sp_n * tok":" * sp_n * V"expr_n" / B.entry,
       toolref = Cp() * kw"tool" * S" \t"^0 * tok":" * S" \t"^0 * NAME / B.toolref,
@@ -420,17 +434,17 @@ local function build(rec)
       wildcard = Cp() * tok("*", LABEL_EXPR) / B.wildcard,
       valueref = Cp() * tok"<" * C(R("az", "AZ", "__", "::")^1) * tok">" / B.valueref,
       name = Cp() * EXPR_NAME / B.name,
-      suffix = tok("(", "operator") * sp_n * Ct((V"arg" * (sp_n * tok"," * sp_n * V"arg")^0)^-1) * sp_n * tok")" / B.s_call + tok(".", "operator") * sp_n * Cp() * NAME / B.s_member + tok("[", "operator") * sp_n * V"expr_n" * sp_n * tok"]" / B.s_index,
+      suffix = tok("(", "operator") * Cc"call" * sp_n * ((V"arg" * (sp_n * tok"," * sp_n * V"arg")^0)^-1 * sp_n * tok")") / B.s_call + tok(".", "operator") * sp_n * Cp() * NAME / B.s_member + tok("[", "operator") * sp_n * V"expr_n" * sp_n * tok"]" / B.s_index,
       arg = Cp() * NAME * sp_n * tok"=" * -P"=" * sp_n * V"expr_n" / B.kwarg + V"expr_n",
    }
    for _, m in ipairs { "b", "n" } do
       local SPm = m == "b" and sp_b or sp_n
       local function v(r) return V(r .. "_" .. m) end
-      g["expr_" .. m] = v"ternary"
+      g["expr_" .. m] = v"chain"
       -- binary operators and prefix operators are collected flat and arranged by B.chain
       -- (operator precedence parsing; the precedence table is B.PREC)
-      g["ternary_" .. m] = v"chain" * (SPm * kw"if" * sp_n * V"chain_n" * sp_n * kw"else" * sp_n * v"ternary")^-1 / B.ternary
-      g["chain_" .. m] = Ct(v"operand" * (SPm * Cp() * binop * sp_n * v"operand")^0) / B.chain
+      -- `a if c else b` is the lowest-precedence (right-associative) operator of the chain
+      g["chain_" .. m] = (v"operand" * (SPm * Cp() * (binop + kw"if" * Cc"if" * sp_n * V"chain_n" * sp_n * kw"else") * sp_n * v"operand")^0) / B.chain
       g["operand_" .. m] = (Cp() * prefixop * sp_n)^0 * v"postfix"
       g["postfix_" .. m] = Cf(V"primary" * (SPm * V"suffix")^0, B.postfix)
    end
@@ -564,8 +578,10 @@ local function index_policy(policy)
 end
 
 local function is_overflow(err)
-   return type(err) == "string" and find(err, "stack overflow", 1, true) ~= nil
+   return type(err) == "string" and (find(err, "stack overflow", 1, true) ~= nil
+      or find(err, "nesting too deep", 1, true) ~= nil)
 end
+
 
 function M.parse_text(state)
    local f, r = grammars()

@@ -122,10 +122,10 @@ function M.run(state)
             if last then
                local t = rtrim(out[last])
                if sub(t, -2) == ":=" then
-                  out[last] = sub(t, 1, -3) .. rep(M.INDENT, level - current)
+                  out[last] = rtrim(sub(t, 1, -3)) .. rep(M.INDENT, level - current)
                   opened = true
                elseif sub(t, -1) == ":" then
-                  out[last] = sub(t, 1, -2) .. rep(M.INDENT, level - current)
+                  out[last] = rtrim(sub(t, 1, -2)) .. rep(M.INDENT, level - current)
                   opened = true
                end
             end
