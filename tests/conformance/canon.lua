@@ -152,7 +152,8 @@ function M.run_case(rt, case)
    local pol, lerr = rt.load(case.policy, "invariant", case.id)
    if not pol then
       if not expect.load_error then
-         return false, { "policy did not load: " .. describe_err(lerr), "diagnostic: " .. describe_err(first_diag(lerr) or {}) }
+         return false, { "policy did not load: " .. describe_err(lerr),
+            "diagnostic: " .. describe_err(first_diag(lerr) or {}) }
       end
       local d = first_diag(lerr)
       if not d then return false, { "load failed without diagnostics: " .. describe_err(lerr) } end

@@ -6,9 +6,9 @@
 -- constructor placed on its own policy line, sub-expressions move to the line they start on, and
 -- positions (line, col) travel as data for runtime errors. Line 1 starts with a short prelude of
 -- local helpers; semantic patterns are built once, after the last policy line (`K[k] = ...`).
-local ipairs, pairs, type, tostring, concat, require = ipairs, pairs, type, tostring, table.concat, require
+local ipairs, pairs, tostring, concat, require = ipairs, pairs, tostring, table.concat, require
 local emit = require "compiler.emit"
-local _ENV = nil
+local _ENV = nil -- luacheck: ignore 211
 
 local M = {}
 
@@ -109,7 +109,7 @@ function Gen:x_Name(n)
    end
 end
 
-function Gen:x_TypedVar(n)
+function Gen:x_TypedVar()
    -- a declaration evaluates to True (spec §3.2); the variable itself is declared in the query
    self:put("true")
 end

@@ -5,7 +5,7 @@
 local concat, format, byte, tostring, mtype, floor = table.concat, string.format, string.byte, tostring,
    math.type, math.floor
 local gsub, setmetatable, find = string.gsub, setmetatable, string.find
-local _ENV = nil
+local _ENV = nil -- luacheck: ignore 211
 
 local M = {}
 M.__index = M

@@ -17,9 +17,9 @@
 -- `reads` is the sorted list of query variables (typed, derived, predicate parameters and
 -- variables of enclosing queries) an expression reads; comprehension variables, constants,
 -- predicates, imports and builtins are not variables.
-local ipairs, pairs, type, sort = ipairs, pairs, type, table.sort
+local ipairs, pairs, sort = ipairs, pairs, table.sort
 local ast = require "compiler.ast"
-local _ENV = nil
+local _ENV = nil -- luacheck: ignore 211
 
 local M = {}
 
@@ -138,13 +138,13 @@ local function lower_item(q, item)
    -- one walk: declare nested typed variables and collect the variables read
    local set = {}
    ast.walk(item, function(n)
-      local tag = n.tag
-      if tag == "Name" then
+      local t = n.tag
+      if t == "Name" then
          if VAR_REFS[n.ref] then set[n.name] = true end
-      elseif tag == "TypedVar" then
+      elseif t == "TypedVar" then
          declare(q, n)
          set[n.name] = true
-      elseif tag == "Quantifier" then
+      elseif t == "Quantifier" then
          -- a quantifier nested in an expression: its free variables (approximation: all names)
          for _, r in ipairs(reads_of(n, block_decls(n.body))) do set[r] = true end
          return false

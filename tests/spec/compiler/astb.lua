@@ -1,4 +1,5 @@
 -- Tiny AST builders for back-half specs (hand-made ASTs, positions given explicitly).
+-- luacheck: max line length 240
 local M = {}
 local function n(tag, line, col, t) t = t or {}; t.tag, t.line, t.col = tag, line, col; return t end
 M.n = n

@@ -1,4 +1,5 @@
 -- compiler.codegen: line-preserving Lua that calls only the policy API (docs/policy-api.md).
+-- luacheck: max line length 240
 local lower = require "compiler.lower"
 local codegen = require "compiler.codegen"
 local A = require "compiler.astb"

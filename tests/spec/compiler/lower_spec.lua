@@ -1,4 +1,5 @@
 -- compiler.lower: rule bodies -> conjunctive queries annotated with the variables they read.
+-- luacheck: max line length 240
 local lower = require "compiler.lower"
 local A = require "compiler.astb"
 
