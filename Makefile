@@ -105,6 +105,11 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/c/%.o $(HOST_OBJS) $(BUILD)/libvigilcore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(HOST_LIBS) $(CORE_LIBS)
 
+# C benchmarks (not in `all`): build/bench/core_bench ...
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libvigilcore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS)
+
 deps:
 	@sh mk/deps.sh
 

@@ -49,6 +49,7 @@ void zyg_cfg_init(struct zyg_cfg *cfg)
     cfg->rlimit_nofile = 16;
     cfg->rlimit_fsize = 0;
     cfg->rlimit_nproc = 0;
+    cfg->prefork = 1;
     cfg->sanitizer_build = WK_ASAN;
 }
 
@@ -256,6 +257,9 @@ struct zstate {
     int ctrl;
     pid_t *kids;
     size_t nkids, capkids;
+    /* the worker forked ahead (prefork): pid 0 when none */
+    pid_t spare_pid;
+    int spare_fd, spare_pidfd;
 };
 
 static size_t wk_max_frame = IPC_MAX_FRAME_DEFAULT;
@@ -365,6 +369,12 @@ static void zs_reap(struct zstate *zs)
     pid_t p;
     size_t i;
     while ((p = waitpid(-1, NULL, WNOHANG)) > 0) {
+        if (p == zs->spare_pid) { /* the spare died (its jail failed?): drop it */
+            close(zs->spare_fd);
+            if (zs->spare_pidfd >= 0)
+                close(zs->spare_pidfd);
+            zs->spare_pid = 0;
+        }
         for (i = 0; i < zs->nkids; i++) {
             if (zs->kids[i] == p) {
                 zs->kids[i] = zs->kids[--zs->nkids];
@@ -374,54 +384,85 @@ static void zs_reap(struct zstate *zs)
     }
 }
 
-static void zs_spawn(struct zstate *zs)
+/* Forks one jailed worker; fills pid, the host end of its socket and its pidfd (-1 if none).
+ * PE_OK or an error in e. */
+static int fork_worker(struct zstate *zs, pid_t *pid_out, int *fd_out, int *pidfd_out,
+                       struct pe_err *e)
 {
-    struct zmsg m;
-    int sv[2], fds[2], pidfd;
+    int sv[2];
     pid_t pid;
-    struct pe_err e;
-
-    memset(&m, 0, sizeof m);
     if (zs->nkids == zs->capkids) {
         size_t nc = zs->capkids ? 2 * zs->capkids : 64;
         pid_t *nk = realloc(zs->kids, nc * sizeof *nk);
-        if (nk == NULL) {
-            m.code = pe_err_set(&e, PE_ENOMEM, "zygote: out of memory");
-            goto fail;
-        }
+        if (nk == NULL)
+            return pe_err_set(e, PE_ENOMEM, "zygote: out of memory");
         zs->kids = nk;
         zs->capkids = nc;
     }
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-        m.code = pe_err_sys(&e, "zygote: socketpair");
-        goto fail;
-    }
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return pe_err_sys(e, "zygote: socketpair");
     pid = jail_fork(zs->cfg.insecure_no_jail);
     if (pid < 0) {
-        m.code = pe_err_sys(&e, "zygote: clone of a worker");
+        int rc = pe_err_sys(e, "zygote: clone of a worker");
         close(sv[0]);
         close(sv[1]);
-        goto fail;
+        return rc;
     }
     if (pid == 0) {
         close(sv[0]);
+        if (zs->spare_pid > 0) {
+            close(zs->spare_fd);
+            if (zs->spare_pidfd >= 0)
+                close(zs->spare_pidfd);
+        }
         worker_child(zs, sv[1]);
     }
     close(sv[1]);
     zs->kids[zs->nkids++] = pid;
-    pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    *pid_out = pid;
+    *fd_out = sv[0];
+    *pidfd_out = (int)syscall(SYS_pidfd_open, pid, 0);
+    return PE_OK;
+}
+
+static void zs_prefork(struct zstate *zs)
+{
+    struct pe_err e;
+    if (!zs->cfg.prefork || zs->spare_pid > 0)
+        return;
+    if (fork_worker(zs, &zs->spare_pid, &zs->spare_fd, &zs->spare_pidfd, &e) != PE_OK)
+        zs->spare_pid = 0; /* retried at the next request, on demand */
+}
+
+static void zs_spawn(struct zstate *zs)
+{
+    struct zmsg m;
+    struct pe_err e;
+    int fds[2], rc = PE_OK;
+    pid_t pid = 0;
+
+    memset(&m, 0, sizeof m);
+    if (zs->spare_pid > 0) {
+        pid = zs->spare_pid;
+        fds[0] = zs->spare_fd;
+        fds[1] = zs->spare_pidfd;
+        zs->spare_pid = 0;
+    } else {
+        rc = fork_worker(zs, &pid, &fds[0], &fds[1], &e);
+    }
+    if (rc != PE_OK) {
+        m.code = rc;
+        snprintf(m.msg, sizeof m.msg, "%s", e.msg);
+        send_zmsg(zs->ctrl, &m, NULL, 0);
+        return;
+    }
     m.code = PE_OK;
     m.pid = pid;
-    fds[0] = sv[0];
-    fds[1] = pidfd;
-    send_zmsg(zs->ctrl, &m, fds, pidfd >= 0 ? 2 : 1);
-    close(sv[0]);
-    if (pidfd >= 0)
-        close(pidfd);
-    return;
-fail:
-    snprintf(m.msg, sizeof m.msg, "%s", e.msg);
-    send_zmsg(zs->ctrl, &m, NULL, 0);
+    send_zmsg(zs->ctrl, &m, fds, fds[1] >= 0 ? 2 : 1);
+    close(fds[0]);
+    if (fds[1] >= 0)
+        close(fds[1]);
+    zs_prefork(zs); /* off the critical path: the next request finds it ready */
 }
 
 static void zygote_main(const struct zyg_cfg *cfg, int ctrl, pid_t parent)
@@ -465,6 +506,7 @@ static void zygote_main(const struct zyg_cfg *cfg, int ctrl, pid_t parent)
         snprintf(m.msg, sizeof m.msg, "%s", e.msg);
     if (send_zmsg(zs.ctrl, &m, NULL, 0) < 0 || rc != PE_OK)
         _exit(1);
+    zs_prefork(&zs);
 
     for (;;) {
         struct pollfd pf[2] = {{.fd = zs.ctrl, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};

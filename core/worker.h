@@ -30,6 +30,8 @@ struct zyg_cfg {
     int rlimit_nofile;     /* RLIMIT_NOFILE (default 16) */
     size_t rlimit_fsize;   /* RLIMIT_FSIZE (default 0: no file may grow) */
     int rlimit_nproc;      /* RLIMIT_NPROC, non-root uids only (default 0: no new process) */
+    int prefork;           /* 1 (default): the zygote keeps one jailed worker forked ahead, so
+                              zyg_spawn only hands it over; 0: fork on demand */
     int sanitizer_build;   /* informational: set by the build, not by callers */
 };
 
