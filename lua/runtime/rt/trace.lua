@@ -498,6 +498,11 @@ function M.append(st, raw)
    return out
 end
 
+-- trace.validate(raw): the same as normalize (validation and normalisation are one pass).
+function M.validate(raw)
+   return M.normalize(raw)
+end
+
 function M.normalize(raw)
    local st = M.new()
    local out, err = M.append(st, raw)
