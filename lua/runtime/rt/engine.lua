@@ -342,6 +342,17 @@ local function filter_candidates(S, v, unit, domain, e)
 end
 M.filter_candidates = filter_candidates
 
+-- Items that run before any typed variable is bound, and the names bound after them.
+function M.pre_items(R, outer_bound)
+  local an = analyse(R)
+  local pre = schedule(R, an, {}, outer_bound or {})
+  local bound0 = {}
+  for k in pairs(outer_bound or {}) do bound0[k] = true end
+  for _, it in ipairs(pre) do if it.is_let then bound0[it.name] = true end end
+  return pre, bound0
+end
+M.run_items = function(S, items, e) return run_items(S, items, e) end
+
 -- The lets/conds whose typed-variable dependency is exactly {v} (pushed-down filters of an
 -- open-domain variable), in evaluation order. bound0: names bound before any variable.
 function M.unit_items(R, v, bound0)

@@ -19,8 +19,10 @@ local M = {}
 local getmt = getmetatable
 
 function M.new(pol, params)
+  local all = {}
+  -- violations: every violation this monitor has reported, in order
   return { pol = pol, params = params, st = trace.new(), reported = {}, events_seen = 0,
-    rstate = {}, all = {} }
+    rstate = {}, all = all, violations = all }
 end
 
 local function binds_pending(m, past_len)
@@ -66,7 +68,10 @@ local function incremental(mon, R, run, lens, new_events, past_len)
   if #opens == 0 then return fallback(R, run, past_len) end
   local S = engine.new_state(R, run, {})
   local e = {}
-  -- root items must hold (they do not depend on the trace for monotone rules)
+  -- root items (no typed variable) must hold; they do not depend on the trace for monotone rules
+  local pre, bound0 = engine.pre_items(R, {})
+  local ok = engine.run_items(S, pre, e)
+  if not ok then return {} end
   local old_n = {}
   for _, v in ipairs(opens) do
     local c = rs.cands[v.name]
@@ -75,7 +80,6 @@ local function incremental(mon, R, run, lens, new_events, past_len)
       rs.cands[v.name] = c
     end
     old_n[v.name] = c.n
-    local bound0 = {}
     local unit = rs.units and rs.units[v.name]
     if not unit then
       rs.units = rs.units or {}

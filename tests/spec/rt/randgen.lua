@@ -133,6 +133,26 @@ function M.rule(rng, opts)
       fn = function(c, e) return e.n >= 1 end }
     line = line + 1
   end
+  -- a root binding (no variable) read by a one-variable condition
+  if rng(1, 5) == 1 then
+    local a = names[#names]
+    spec.derived[#spec.derived + 1] = { name = "k", reads = {}, line = line, col = 1,
+      fn = function(c, e) return 2 end }
+    line = line + 1
+    spec.conds[#spec.conds + 1] = { reads = { a, "k" }, line = line, col = 1, desc = a .. ".idx % k",
+      fn = function(c, e) return e[a].idx % e.k == 0 end }
+    line = line + 1
+  end
+  -- a binding over two variables
+  if #names >= 2 and rng(1, 5) == 1 then
+    local a, b = names[1], names[2]
+    spec.derived[#spec.derived + 1] = { name = "s", reads = { a, b }, line = line, col = 1,
+      fn = function(c, e) return e[a].idx + e[b].idx end }
+    line = line + 1
+    spec.conds[#spec.conds + 1] = { reads = { "s" }, line = line, col = 1, desc = "s odd",
+      fn = function(c, e) return e.s % 2 == 1 end }
+    line = line + 1
+  end
   spec.raise = "r"
   return spec
 end
