@@ -48,6 +48,7 @@ end
 -- cjson 2.1.0 encodes every empty table as {}: mark the empty ones that are arrays
 local EMPTY = "\0vigil[]\0"
 local EMPTY_JSON = '"\\u0000vigil[]\\u0000"'
+local EMPTY_PAT = sgsub(EMPTY_JSON, "%p", "%%%0")
 local ARRAY_KEYS = { violations = true, rules = true, diagnostics = true, ranges = true,
   args = true }
 
@@ -74,7 +75,7 @@ local function encode(t)
     return cjson.encode({ ok = false, error = { code = "internal",
       message = "response does not encode: " .. tostring(s) } })
   end
-  if sfind(s, EMPTY_JSON, 1, true) then s = sgsub(s, EMPTY_JSON, "[]") end
+  if sfind(s, EMPTY_JSON, 1, true) then s = sgsub(s, EMPTY_PAT, "[]") end
   return s
 end
 

@@ -189,6 +189,68 @@ static void test_basic(struct zyg *z)
     }
 }
 
+/* the runtime ops through a jailed worker (rt + compiler loaded in the zygote) */
+static void test_ops(struct zyg *z)
+{
+    static const char pol[] = "raise \\\"found\\\" if:\\n    (m: Message)\\n    m.role == \\\"user\\\"\\n";
+    struct wk w = WK_INIT;
+    struct pe_err e;
+    char req[1024];
+    json_t *j, *v;
+    int rc;
+    if (zyg_spawn(z, &w, &e) != PE_OK)
+        return;
+    snprintf(req, sizeof req, "{\"op\":\"policy_put\",\"pid\":\"p1\",\"policy\":\"%s\"}", pol);
+    j = call(&w, req, 5000, &rc);
+    ok(is_ok(j) && json_array_size(json_object_get(json_object_get(j, "result"), "rules")) == 1,
+       "policy_put compiles an Invariant policy in the jail");
+    json_decref(j);
+    j = call(&w, "{\"op\":\"analyze\",\"pid\":\"p1\",\"trace\":[{\"role\":\"user\","
+                 "\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"yo\"}]}",
+             5000, &rc);
+    v = json_object_get(json_object_get(j, "result"), "violations");
+    ok(is_ok(j) && json_array_size(v) == 1, "analyze: one violation");
+    json_decref(j);
+    j = call(&w, "{\"op\":\"analyze\",\"pid\":\"p1\",\"trace\":[]}", 5000, &rc);
+    v = json_object_get(json_object_get(j, "result"), "violations");
+    ok(is_ok(j) && json_is_array(v) && json_array_size(v) == 0,
+       "analyze: no violation is an empty JSON array");
+    json_decref(j);
+    j = call(&w, "{\"op\":\"monitor_new\",\"mid\":\"m1\",\"pid\":\"p1\"}", 5000, &rc);
+    ok(is_ok(j), "monitor_new");
+    json_decref(j);
+    j = call(&w, "{\"op\":\"monitor_events\",\"mid\":\"m1\",\"events\":[{\"role\":\"user\","
+                 "\"content\":\"a\"}]}",
+             5000, &rc);
+    v = json_object_get(j, "result");
+    ok(is_ok(j) && json_array_size(json_object_get(v, "violations")) == 1 &&
+           json_integer_value(json_object_get(v, "events_seen")) == 1,
+       "monitor_events: one new violation, events_seen 1");
+    json_decref(j);
+    j = call(&w, "{\"op\":\"monitor_events\",\"mid\":\"m1\",\"events\":[{\"role\":"
+                 "\"assistant\",\"content\":\"b\"}]}",
+             5000, &rc);
+    v = json_object_get(j, "result");
+    ok(is_ok(j) && json_array_size(json_object_get(v, "violations")) == 0 &&
+           json_integer_value(json_object_get(v, "events_seen")) == 2,
+       "monitor_events: nothing new, events_seen 2");
+    json_decref(j);
+    snprintf(req, sizeof req,
+             "{\"op\":\"check\",\"policy\":\"%s\",\"past_len\":1,\"trace\":[{\"role\":"
+             "\"user\",\"content\":\"a\"},{\"role\":\"user\",\"content\":\"b\"}]}",
+             pol);
+    j = call(&w, req, 5000, &rc);
+    ok(is_ok(j) && json_array_size(json_object_get(json_object_get(j, "result"), "violations")) ==
+                       1,
+       "check with past_len 1: only the violation on the new event");
+    json_decref(j);
+    j = call(&w, "{\"op\":\"compile\",\"policy\":\"raise x if\"}", 5000, &rc);
+    ok(j && err_code(j) && strcmp(err_code(j), "policy_invalid") == 0,
+       "a policy that does not compile -> policy_invalid");
+    json_decref(j);
+    wk_kill(&w);
+}
+
 static void test_many(struct zyg *z)
 {
     enum { N = 100 };
@@ -286,6 +348,7 @@ int main(void)
         return done_testing();
     zp = zyg_pid(z);
     test_basic(z);
+    test_ops(z);
     test_many(z);
     test_roundtrip(z);
     zyg_free(z);
