@@ -164,6 +164,42 @@ function lower_body(body)
 end
 M.lower_body = lower_body
 
+-- Names a query may read: its own typed and derived variables, plus those of enclosing queries
+-- (and predicate parameters). A name declared inside a quantifier block is bound only there;
+-- reading it outside the block would meet an unbound variable at run time, so it is a located
+-- load error instead (the reference silently never fires such a rule).
+local function first_name(node, name)
+   local found
+   ast.walk(node, function(n)
+      if found then return false end
+      if (n.tag == "Name" or n.tag == "TypedVar") and n.name == name then found = n; return false end
+   end)
+   return found or node
+end
+
+local function check_reads(state, q, outer, extra_items)
+   local avail = {}
+   for k in pairs(outer) do avail[k] = true end
+   for _, v in ipairs(q.vars) do avail[v.name] = true end
+   for _, d in ipairs(q.derived) do avail[d.name] = true end
+   local function check(reads, node)
+      for _, r in ipairs(reads or {}) do
+         if not avail[r] then
+            local at = first_name(node, r)
+            state.diags[#state.diags + 1] = { code = "E401", kind = "unbound-variable", line = at.line or 1,
+               column = at.col or 1, message = "Variable " .. r .. " is only bound inside its quantifier block" }
+            return
+         end
+      end
+   end
+   for _, it in ipairs(q.items) do
+      if it.list ~= "order" then check(it.reads, it.node) end
+      if it.sub then check_reads(state, it.sub, avail) end
+   end
+   for _, x in ipairs(extra_items or {}) do check(x.reads, x.expr) end
+end
+M.check_reads = check_reads
+
 function M.run(state)
    local policy = state.ast
    local ir = { rules = {}, preds = {}, consts = {}, imports = {} }
@@ -184,6 +220,13 @@ function M.run(state)
       end
    end
    state.ir = ir
+   state.diags = state.diags or {}
+   for _, r in ipairs(ir.rules) do check_reads(state, r.query, {}, { r.raise }) end
+   for _, p in ipairs(ir.preds) do
+      local outer = {}
+      for _, n in ipairs(p.params) do outer[n] = true end
+      check_reads(state, p.query, outer)
+   end
 end
 
 return M
