@@ -139,7 +139,7 @@ raise "r" if:
          assert.same({ "var c:ToolCall []", "cond@7:5 [c]" }, summary(ir.rules[1].query))
          assert.equal("K", ir.consts[1].name)
       end)
-   
+
       it("reports a quantifier-block variable read outside its block (E401, located)", function()
          local st = compiler.run_until("lower", "from invariant import forall\nraise \"x\" if:\n    forall:\n"
             .. "        (c: ToolCall)\n        c.id != None\n    c.id == \"1\"\n", "=policy:t")
