@@ -126,8 +126,8 @@ int main(int argc, char **argv)
             pss += smaps_kib(idle[i].pid, "Pss:");
             rss += smaps_kib(idle[i].pid, "Rss:");
         }
-        printf("idle worker (mean of 10): Pss %ld KiB, Rss %ld KiB; zygote Rss %ld KiB\n",
-               pss / 10, rss / 10, smaps_kib(zyg_pid(z), "Rss:"));
+        printf("idle worker (mean of 10): Pss %ld KiB, Rss %ld KiB; zygote Rss %ld KiB\n", pss / 10,
+               rss / 10, smaps_kib(zyg_pid(z), "Rss:"));
     }
     for (i = 0; i < 10; i++)
         wk_kill(&idle[i]);

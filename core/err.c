@@ -50,18 +50,31 @@ int pe_err_sys(struct pe_err *err, const char *fmt, ...)
 const char *pe_status_str(int code)
 {
     switch (code) {
-    case PE_OK: return "PE_OK";
-    case PE_ENOMEM: return "PE_ENOMEM";
-    case PE_EINVAL: return "PE_EINVAL";
-    case PE_ESYS: return "PE_ESYS";
-    case PE_ETIMEDOUT: return "PE_ETIMEDOUT";
-    case PE_EDEAD: return "PE_EDEAD";
-    case PE_EPROTO: return "PE_EPROTO";
-    case PE_ELUA: return "PE_ELUA";
-    case PE_EMEMLIMIT: return "PE_EMEMLIMIT";
-    case PE_EDEADLINE: return "PE_EDEADLINE";
-    case PE_ENOTSUP: return "PE_ENOTSUP";
-    case PE_EAGAIN: return "PE_EAGAIN";
-    default: return "PE_UNKNOWN";
+    case PE_OK:
+        return "PE_OK";
+    case PE_ENOMEM:
+        return "PE_ENOMEM";
+    case PE_EINVAL:
+        return "PE_EINVAL";
+    case PE_ESYS:
+        return "PE_ESYS";
+    case PE_ETIMEDOUT:
+        return "PE_ETIMEDOUT";
+    case PE_EDEAD:
+        return "PE_EDEAD";
+    case PE_EPROTO:
+        return "PE_EPROTO";
+    case PE_ELUA:
+        return "PE_ELUA";
+    case PE_EMEMLIMIT:
+        return "PE_EMEMLIMIT";
+    case PE_EDEADLINE:
+        return "PE_EDEADLINE";
+    case PE_ENOTSUP:
+        return "PE_ENOTSUP";
+    case PE_EAGAIN:
+        return "PE_EAGAIN";
+    default:
+        return "PE_UNKNOWN";
     }
 }

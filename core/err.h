@@ -13,17 +13,17 @@
 
 enum pe_status {
     PE_OK = 0,
-    PE_ENOMEM = -1,     /* malloc failed */
-    PE_EINVAL = -2,     /* bad argument or configuration */
-    PE_ESYS = -3,       /* a system call failed: see err->sys_errno */
-    PE_ETIMEDOUT = -4,  /* a timeout passed (worker watchdog: the worker was SIGKILLed) */
-    PE_EDEAD = -5,      /* the peer process died (EOF on its socket) */
-    PE_EPROTO = -6,     /* framing / protocol violation (oversized or malformed frame) */
-    PE_ELUA = -7,       /* a Lua error (message in err->msg) */
-    PE_EMEMLIMIT = -8,  /* the sandbox memory cap was hit */
-    PE_EDEADLINE = -9,  /* the sandbox instruction budget or wall-clock deadline was hit */
-    PE_ENOTSUP = -10,   /* a mechanism is not available on this machine */
-    PE_EAGAIN = -11,    /* incomplete input, try again with more */
+    PE_ENOMEM = -1,    /* malloc failed */
+    PE_EINVAL = -2,    /* bad argument or configuration */
+    PE_ESYS = -3,      /* a system call failed: see err->sys_errno */
+    PE_ETIMEDOUT = -4, /* a timeout passed (worker watchdog: the worker was SIGKILLed) */
+    PE_EDEAD = -5,     /* the peer process died (EOF on its socket) */
+    PE_EPROTO = -6,    /* framing / protocol violation (oversized or malformed frame) */
+    PE_ELUA = -7,      /* a Lua error (message in err->msg) */
+    PE_EMEMLIMIT = -8, /* the sandbox memory cap was hit */
+    PE_EDEADLINE = -9, /* the sandbox instruction budget or wall-clock deadline was hit */
+    PE_ENOTSUP = -10,  /* a mechanism is not available on this machine */
+    PE_EAGAIN = -11,   /* incomplete input, try again with more */
 };
 
 struct pe_err {

@@ -76,8 +76,8 @@ static int wait_fd(int fd, short events, long long deadline, struct pe_err *err)
     }
 }
 
-int ipc_send(int fd, uint32_t id, const char *payload, size_t len, size_t max_frame,
-             int timeout_ms, struct pe_err *err)
+int ipc_send(int fd, uint32_t id, const char *payload, size_t len, size_t max_frame, int timeout_ms,
+             struct pe_err *err)
 {
     char hdr[IPC_HDR_LEN];
     struct iovec iov[2];
@@ -164,8 +164,8 @@ static int read_full(int fd, char *buf, size_t len, long long deadline, size_t *
     return PE_OK;
 }
 
-int ipc_recv(int fd, char **payload, size_t *len, uint32_t *id, size_t max_frame,
-             int timeout_ms, struct pe_err *err)
+int ipc_recv(int fd, char **payload, size_t *len, uint32_t *id, size_t max_frame, int timeout_ms,
+             struct pe_err *err)
 {
     char hdr[IPC_HDR_LEN];
     long long deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;

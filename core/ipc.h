@@ -37,15 +37,15 @@ void ipc_hdr(char hdr[IPC_HDR_LEN], size_t len, uint32_t id);
 
 /* Sends one frame (header + payload, retrying on EINTR / partial writes) with an overall
  * timeout. timeout_ms > 0: non-blocking sendmsg(MSG_NOSIGNAL) + poll; timeout_ms <= 0: blocking
- * writev (SIGPIPE possible: used by the jailed worker, whose filter has no sendmsg). PE_OK; PE_EINVAL if len > max_frame;
- * PE_ETIMEDOUT; PE_EDEAD on EPIPE/ECONNRESET; PE_ESYS. */
-int ipc_send(int fd, uint32_t id, const char *payload, size_t len, size_t max_frame,
-             int timeout_ms, struct pe_err *err);
+ * writev (SIGPIPE possible: used by the jailed worker, whose filter has no sendmsg). PE_OK;
+ * PE_EINVAL if len > max_frame; PE_ETIMEDOUT; PE_EDEAD on EPIPE/ECONNRESET; PE_ESYS. */
+int ipc_send(int fd, uint32_t id, const char *payload, size_t len, size_t max_frame, int timeout_ms,
+             struct pe_err *err);
 
 /* Receives one frame. On PE_OK *payload is malloc'd (len + 1 bytes, NUL-terminated; caller
  * frees), *len and *id are set. PE_EDEAD on EOF (at a frame boundary or inside one) or reset;
  * PE_EPROTO on an oversized length; PE_ETIMEDOUT; PE_ENOMEM; PE_ESYS. timeout_ms <= 0: none. */
-int ipc_recv(int fd, char **payload, size_t *len, uint32_t *id, size_t max_frame,
-             int timeout_ms, struct pe_err *err);
+int ipc_recv(int fd, char **payload, size_t *len, uint32_t *id, size_t max_frame, int timeout_ms,
+             struct pe_err *err);
 
 #endif

@@ -65,13 +65,27 @@ pid_t jail_fork(int insecure)
 int jail_filter_build(struct jail_filter **out, struct pe_err *err)
 {
     static const int allow[] = {
-        SCMP_SYS(read),          SCMP_SYS(write),           SCMP_SYS(readv),
-        SCMP_SYS(writev),        SCMP_SYS(close),           SCMP_SYS(munmap),
-        SCMP_SYS(mremap),        SCMP_SYS(brk),             SCMP_SYS(madvise),
-        SCMP_SYS(futex),         SCMP_SYS(exit),            SCMP_SYS(exit_group),
-        SCMP_SYS(rt_sigreturn),  SCMP_SYS(rt_sigprocmask),  SCMP_SYS(clock_gettime),
-        SCMP_SYS(clock_nanosleep), SCMP_SYS(gettimeofday),  SCMP_SYS(getrandom),
-        SCMP_SYS(restart_syscall), SCMP_SYS(time),          SCMP_SYS(clock_getres),
+        SCMP_SYS(read),
+        SCMP_SYS(write),
+        SCMP_SYS(readv),
+        SCMP_SYS(writev),
+        SCMP_SYS(close),
+        SCMP_SYS(munmap),
+        SCMP_SYS(mremap),
+        SCMP_SYS(brk),
+        SCMP_SYS(madvise),
+        SCMP_SYS(futex),
+        SCMP_SYS(exit),
+        SCMP_SYS(exit_group),
+        SCMP_SYS(rt_sigreturn),
+        SCMP_SYS(rt_sigprocmask),
+        SCMP_SYS(clock_gettime),
+        SCMP_SYS(clock_nanosleep),
+        SCMP_SYS(gettimeofday),
+        SCMP_SYS(getrandom),
+        SCMP_SYS(restart_syscall),
+        SCMP_SYS(time),
+        SCMP_SYS(clock_getres),
     };
     scmp_filter_ctx ctx = NULL;
     struct jail_filter *f = NULL;
@@ -236,8 +250,8 @@ static int step_root(struct pe_err *err)
         return pe_err_sys(err, "jail: chdir /");
     if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) <
             0 &&
-        mount(NULL, "/", NULL,
-              MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              NULL) < 0)
         return pe_err_sys(err, "jail: remount the root read-only");
     if (sethostname("vigil", 5) < 0)
         return pe_err_sys(err, "jail: sethostname");

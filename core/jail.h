@@ -36,12 +36,12 @@ int jail_filter_build(struct jail_filter **out, struct pe_err *err);
 void jail_filter_free(struct jail_filter *f); /* NULL ok */
 
 struct jail_cfg {
-    int insecure;        /* 1: skip namespaces and the root change (partial jail) */
-    size_t rlimit_as;    /* 0: unchanged */
-    int rlimit_cpu;      /* seconds; 0: unchanged */
-    int rlimit_nofile;   /* 0: unchanged */
-    size_t rlimit_fsize; /* applied as given (0 = no file may grow) */
-    int rlimit_nproc;    /* applied for non-root uids only */
+    int insecure;                     /* 1: skip namespaces and the root change (partial jail) */
+    size_t rlimit_as;                 /* 0: unchanged */
+    int rlimit_cpu;                   /* seconds; 0: unchanged */
+    int rlimit_nofile;                /* 0: unchanged */
+    size_t rlimit_fsize;              /* applied as given (0 = no file may grow) */
+    int rlimit_nproc;                 /* applied for non-root uids only */
     const struct jail_filter *filter; /* NULL: no seccomp (tests only) */
 };
 

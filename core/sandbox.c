@@ -21,10 +21,10 @@ enum { SBX_RUN_NONE = 0, SBX_RUN_BUDGET, SBX_RUN_DEADLINE };
 struct sbx {
     lua_State *L;
     struct sbx_cfg cfg;
-    size_t used;      /* bytes in use */
-    size_t limit;     /* cap on used; 0 = none */
-    long fail_after;  /* < 0: off */
-    int mem_hit;      /* set by the allocator when it refused a block */
+    size_t used;     /* bytes in use */
+    size_t limit;    /* cap on used; 0 = none */
+    long fail_after; /* < 0: off */
+    int mem_hit;     /* set by the allocator when it refused a block */
     /* the run context of the current sbx_call (only meaningful while active) */
     int active;
     int expired; /* SBX_RUN_* */
@@ -197,7 +197,7 @@ static const char sbx_prelude[] =
 static int sbx_setup(lua_State *L)
 {
     static const luaL_Reg libs[] = {
-        {LUA_GNAME, luaopen_base},         {LUA_LOADLIBNAME, luaopen_package},
+        {LUA_GNAME, luaopen_base},          {LUA_LOADLIBNAME, luaopen_package},
         {LUA_COLIBNAME, luaopen_coroutine}, {LUA_TABLIBNAME, luaopen_table},
         {LUA_STRLIBNAME, luaopen_string},   {LUA_MATHLIBNAME, luaopen_math},
         {LUA_UTF8LIBNAME, luaopen_utf8},    {NULL, NULL}};
@@ -237,7 +237,7 @@ static int sbx_msgh(lua_State *L)
     const char *msg = lua_tostring(L, 1);
     if (msg == NULL)
         msg = luaL_tolstring(L, 1, NULL); /* push string form */
-    luaL_traceback(L, L, msg, 1);        /* push msg + traceback */
+    luaL_traceback(L, L, msg, 1);         /* push msg + traceback */
     return 1;
 }
 
@@ -353,15 +353,15 @@ int sbx_call(struct sbx *s, int nargs, int nresults, struct pe_err *err)
 static int l_dostring(lua_State *L)
 {
     const char *code = lua_touserdata(L, 1);
-    lua_getglobal(L, "require");     /* push require */
+    lua_getglobal(L, "require");         /* push require */
     lua_pushliteral(L, "vigil.sandbox"); /* push name */
-    lua_call(L, 1, 1);               /* push sandbox module */
-    lua_getfield(L, -1, "env");      /* push env() */
-    lua_call(L, 0, 1);               /* push env */
+    lua_call(L, 1, 1);                   /* push sandbox module */
+    lua_getfield(L, -1, "env");          /* push env() */
+    lua_call(L, 0, 1);                   /* push env */
     if (luaL_loadbufferx(L, code, strlen(code), "=eval", "t") != LUA_OK)
         return lua_error(L);
-    lua_pushvalue(L, -2);                      /* push env */
-    if (lua_setupvalue(L, -2, 1) == NULL)      /* set _ENV; pop env */
+    lua_pushvalue(L, -2);                 /* push env */
+    if (lua_setupvalue(L, -2, 1) == NULL) /* set _ENV; pop env */
         lua_pop(L, 1);
     lua_call(L, 0, 0);
     return 0;
@@ -369,7 +369,7 @@ static int l_dostring(lua_State *L)
 
 int sbx_dostring(struct sbx *s, const char *code, struct pe_err *err)
 {
-    lua_pushcfunction(s->L, l_dostring);           /* push function */
+    lua_pushcfunction(s->L, l_dostring);                  /* push function */
     lua_pushlightuserdata(s->L, (void *)(uintptr_t)code); /* push code */
     return sbx_call(s, 1, 0, err);
 }

@@ -65,9 +65,9 @@ static const char handle_key = 'h'; /* registry: the handle function of require 
 /* [-0, +0] requires "worker" and keeps its handle function in the registry */
 static int l_init(lua_State *L)
 {
-    lua_getglobal(L, "require");   /* push require */
-    lua_pushliteral(L, "worker");  /* push name */
-    lua_call(L, 1, 1);             /* push module */
+    lua_getglobal(L, "require");  /* push require */
+    lua_pushliteral(L, "worker"); /* push name */
+    lua_call(L, 1, 1);            /* push module */
     if (lua_istable(L, -1))
         lua_getfield(L, -1, "handle"); /* push module.handle */
     if (!lua_isfunction(L, -1))
@@ -86,8 +86,8 @@ static int l_call_handle(lua_State *L)
 {
     const struct req_view *rv = lua_touserdata(L, 1);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &handle_key); /* push handle */
-    lua_pushlstring(L, rv->p, rv->n);                /* push payload */
-    lua_call(L, 1, 1);                               /* push response */
+    lua_pushlstring(L, rv->p, rv->n);               /* push payload */
+    lua_call(L, 1, 1);                              /* push response */
     if (lua_type(L, -1) != LUA_TSTRING)
         return luaL_error(L, "worker.handle returned a %s, not a string", luaL_typename(L, -1));
     return 1;
@@ -151,8 +151,8 @@ static int error_response(const char *code, const char *msg, char **resp, size_t
 }
 
 /* One request through handle(); every sandbox failure becomes an error response. */
-static int wkc_handle(struct wkcore *c, const char *req, size_t len, char **resp,
-                      size_t *resp_len, struct pe_err *err)
+static int wkc_handle(struct wkcore *c, const char *req, size_t len, char **resp, size_t *resp_len,
+                      struct pe_err *err)
 {
     lua_State *L = sbx_state(c->sbx);
     struct req_view rv = {req, len};
@@ -220,8 +220,8 @@ int wk_local_new(const struct zyg_cfg *cfg, struct wk_local **out, struct pe_err
     return PE_OK;
 }
 
-int wk_local_call(struct wk_local *w, const char *req, size_t len, char **resp,
-                  size_t *resp_len, struct pe_err *err)
+int wk_local_call(struct wk_local *w, const char *req, size_t len, char **resp, size_t *resp_len,
+                  struct pe_err *err)
 {
     return wkc_handle(&w->c, req, len, resp, resp_len, err);
 }
@@ -298,8 +298,8 @@ static int recv_zmsg(int fd, struct zmsg *m, int fds[2])
         char buf[CMSG_SPACE(2 * sizeof(int))];
         struct cmsghdr align;
     } u;
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                        .msg_controllen = sizeof u.buf};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
     struct cmsghdr *cm;
     ssize_t n;
     fds[0] = fds[1] = -1;
@@ -582,8 +582,7 @@ int zyg_start(const struct zyg_cfg *cfg, struct zyg **out, struct pe_err *err)
     pf.fd = z->ctrl;
     pf.events = POLLIN;
     if (poll(&pf, 1, ZYG_HELLO_TIMEOUT_MS) <= 0) {
-        rc = pe_err_set(err, PE_ETIMEDOUT, "zygote: no hello within %d ms",
-                        ZYG_HELLO_TIMEOUT_MS);
+        rc = pe_err_set(err, PE_ETIMEDOUT, "zygote: no hello within %d ms", ZYG_HELLO_TIMEOUT_MS);
         goto fail;
     }
     if (recv_zmsg(z->ctrl, &m, fds) < 0) {
@@ -697,8 +696,8 @@ int wk_call(struct wk *w, const char *req, size_t len, int timeout_ms, char **re
     if (w->pid <= 0 || w->fd < 0)
         return pe_err_set(err, PE_EINVAL, "wk_call: dead worker");
     if (len > wk_max_frame)
-        return pe_err_set(err, PE_EINVAL, "wk_call: request of %zu bytes above the limit %zu",
-                          len, wk_max_frame);
+        return pe_err_set(err, PE_EINVAL, "wk_call: request of %zu bytes above the limit %zu", len,
+                          wk_max_frame);
     id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
     rc = ipc_send(w->fd, id, req, len, wk_max_frame, timeout_ms > 0 ? timeout_ms : 3600000, err);
     if (rc == PE_OK) {

@@ -20,19 +20,19 @@
 
 /* Configuration; zyg_cfg_init() fills the documented defaults. Every size in bytes. */
 struct zyg_cfg {
-    int insecure_no_jail;  /* 1: no namespaces/pivot_root (still no_new_privs+seccomp+rlimits) */
-    size_t mem_limit;      /* per-session Lua heap cap (default 256 MiB) */
+    int insecure_no_jail;   /* 1: no namespaces/pivot_root (still no_new_privs+seccomp+rlimits) */
+    size_t mem_limit;       /* per-session Lua heap cap (default 256 MiB) */
     long long instr_budget; /* Lua instructions per request (default 2e9; 0 = unlimited) */
-    int deadline_ms;       /* wall-clock deadline per request inside the worker (default 10000) */
-    size_t max_frame;      /* hard max payload of one frame (default IPC_MAX_FRAME_DEFAULT) */
-    size_t rlimit_as;      /* RLIMIT_AS of a worker (default mem_limit + 512 MiB; 0 = none) */
-    int rlimit_cpu;        /* RLIMIT_CPU seconds of a worker (default 3600; 0 = none) */
-    int rlimit_nofile;     /* RLIMIT_NOFILE (default 16) */
-    size_t rlimit_fsize;   /* RLIMIT_FSIZE (default 0: no file may grow) */
-    int rlimit_nproc;      /* RLIMIT_NPROC, non-root uids only (default 0: no new process) */
-    int prefork;           /* 1 (default): the zygote keeps one jailed worker forked ahead, so
-                              zyg_spawn only hands it over; 0: fork on demand */
-    int sanitizer_build;   /* informational: set by the build, not by callers */
+    int deadline_ms;        /* wall-clock deadline per request inside the worker (default 10000) */
+    size_t max_frame;       /* hard max payload of one frame (default IPC_MAX_FRAME_DEFAULT) */
+    size_t rlimit_as;       /* RLIMIT_AS of a worker (default mem_limit + 512 MiB; 0 = none) */
+    int rlimit_cpu;         /* RLIMIT_CPU seconds of a worker (default 3600; 0 = none) */
+    int rlimit_nofile;      /* RLIMIT_NOFILE (default 16) */
+    size_t rlimit_fsize;    /* RLIMIT_FSIZE (default 0: no file may grow) */
+    int rlimit_nproc;       /* RLIMIT_NPROC, non-root uids only (default 0: no new process) */
+    int prefork;            /* 1 (default): the zygote keeps one jailed worker forked ahead, so
+                               zyg_spawn only hands it over; 0: fork on demand */
+    int sanitizer_build;    /* informational: set by the build, not by callers */
 };
 
 void zyg_cfg_init(struct zyg_cfg *cfg);
@@ -54,11 +54,14 @@ pid_t zyg_pid(const struct zyg *z);
 /* A worker as the host sees it. Copyable; owned by whoever called zyg_spawn; release with
  * wk_kill. A zero-initialised or killed wk has pid 0 and fd/pidfd -1 (wk_kill ignores pid <= 0). */
 struct wk {
-    pid_t pid;  /* as seen from the caller's pid namespace */
-    int fd;     /* the host end of the socketpair, CLOEXEC */
-    int pidfd;  /* pidfd of the worker, -1 if unsupported: signals never hit a reused pid */
+    pid_t pid; /* as seen from the caller's pid namespace */
+    int fd;    /* the host end of the socketpair, CLOEXEC */
+    int pidfd; /* pidfd of the worker, -1 if unsupported: signals never hit a reused pid */
 };
-#define WK_INIT {0, -1, -1}
+#define WK_INIT                                                                                    \
+    {                                                                                              \
+        0, -1, -1                                                                                  \
+    }
 
 /* Forks a jailed worker. Thread-safe (serialised internally). On PE_OK the worker has applied
  * its jail and is ready to serve. Errors: PE_EDEAD (the zygote is gone), PE_ESYS, or the jail
@@ -85,8 +88,8 @@ void wk_kill(struct wk *w);
  * limits (memory cap, instruction budget, deadline) apply. Not thread-safe. */
 struct wk_local;
 int wk_local_new(const struct zyg_cfg *cfg, struct wk_local **out, struct pe_err *err);
-int wk_local_call(struct wk_local *w, const char *req, size_t len, char **resp,
-                  size_t *resp_len, struct pe_err *err);
+int wk_local_call(struct wk_local *w, const char *req, size_t len, char **resp, size_t *resp_len,
+                  struct pe_err *err);
 void wk_local_free(struct wk_local *w);
 
 #endif

@@ -14,8 +14,7 @@
 
 static int tap_n, tap_failed;
 
-__attribute__((format(printf, 2, 0))) static void tap_vline(int pass, const char *fmt,
-                                                            va_list ap)
+__attribute__((format(printf, 2, 0))) static void tap_vline(int pass, const char *fmt, va_list ap)
 {
     tap_n++;
     if (!pass)

@@ -35,14 +35,29 @@ static int r_of(long r)
     return r < 0 ? -errno : (int)r;
 }
 
-static int op_open(void) { return r_of(open("/etc/passwd", O_RDONLY)); }
-static int op_openat(void) { return r_of(openat(AT_FDCWD, "/etc/hostname", O_RDONLY)); }
-static int op_creat(void) { return r_of(open("/x", O_WRONLY | O_CREAT, 0600)); }
-static int op_socket(void) { return r_of(socket(AF_INET, SOCK_STREAM, 0)); }
-static int op_socket_unix(void) { return r_of(socket(AF_UNIX, SOCK_STREAM, 0)); }
+static int op_open(void)
+{
+    return r_of(open("/etc/passwd", O_RDONLY));
+}
+static int op_openat(void)
+{
+    return r_of(openat(AT_FDCWD, "/etc/hostname", O_RDONLY));
+}
+static int op_creat(void)
+{
+    return r_of(open("/x", O_WRONLY | O_CREAT, 0600));
+}
+static int op_socket(void)
+{
+    return r_of(socket(AF_INET, SOCK_STREAM, 0));
+}
+static int op_socket_unix(void)
+{
+    return r_of(socket(AF_UNIX, SOCK_STREAM, 0));
+}
 static int op_execve(void)
 {
-    char *const argv[] = {(char *)(uintptr_t)"sh", NULL};
+    char *const argv[] = {(char *)(uintptr_t) "sh", NULL};
     return r_of(execve("/bin/sh", argv, NULL));
 }
 static int op_fork(void)
@@ -52,11 +67,26 @@ static int op_fork(void)
         _exit(0);
     return r_of(p);
 }
-static int op_clone_ns(void) { return r_of(syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0)); }
-static int op_ptrace(void) { return r_of(ptrace(PTRACE_TRACEME, 0, NULL, NULL)); }
-static int op_mount(void) { return r_of(mount("none", "/", "tmpfs", 0, NULL)); }
-static int op_unshare(void) { return r_of(unshare(CLONE_NEWUSER)); }
-static int op_mkdir(void) { return r_of(mkdir("/newdir", 0700)); }
+static int op_clone_ns(void)
+{
+    return r_of(syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0));
+}
+static int op_ptrace(void)
+{
+    return r_of(ptrace(PTRACE_TRACEME, 0, NULL, NULL));
+}
+static int op_mount(void)
+{
+    return r_of(mount("none", "/", "tmpfs", 0, NULL));
+}
+static int op_unshare(void)
+{
+    return r_of(unshare(CLONE_NEWUSER));
+}
+static int op_mkdir(void)
+{
+    return r_of(mkdir("/newdir", 0700));
+}
 static int op_connect(void)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(80)};
@@ -78,7 +108,10 @@ static int op_mprotect_exec(void)
         return -errno;
     return r_of(mprotect(p, 4096, PROT_READ | PROT_EXEC));
 }
-static int op_kill(void) { return r_of(kill(1, SIGTERM)); }
+static int op_kill(void)
+{
+    return r_of(kill(1, SIGTERM));
+}
 static int op_sigaltstack_set(void)
 {
     static char stk[65536];
@@ -90,10 +123,22 @@ static int op_sigaltstack_query(void)
     stack_t old;
     return r_of(sigaltstack(NULL, &old));
 }
-static int op_getpid(void) { return r_of(syscall(SYS_getpid)); }
-static int op_getuid(void) { return r_of(syscall(SYS_getuid)); }
-static int op_setuid0(void) { return r_of(syscall(SYS_setuid, 0)); }
-static int op_chroot(void) { return r_of(chroot("/")); }
+static int op_getpid(void)
+{
+    return r_of(syscall(SYS_getpid));
+}
+static int op_getuid(void)
+{
+    return r_of(syscall(SYS_getuid));
+}
+static int op_setuid0(void)
+{
+    return r_of(syscall(SYS_setuid, 0));
+}
+static int op_chroot(void)
+{
+    return r_of(chroot("/"));
+}
 /* allowed */
 static int op_malloc(void)
 {
@@ -122,9 +167,10 @@ static int op_getrandom(void)
 static int op_lua(void)
 {
     struct pe_err e;
-    int rc = sbx_dostring(S, "local t = {} for i = 1, 1e5 do t[i] = tostring(i) end "
-                             "local s = require and 1 or table.concat(t, ',') "
-                             "assert(#s > 100000 and os == nil)",
+    int rc = sbx_dostring(S,
+                          "local t = {} for i = 1, 1e5 do t[i] = tostring(i) end "
+                          "local s = require and 1 or table.concat(t, ',') "
+                          "assert(#s > 100000 and os == nil)",
                           &e);
     return rc == PE_OK ? 0 : -EINVAL;
 }
@@ -144,9 +190,9 @@ enum { X_SIGSYS = 1000 }; /* expectation: killed by SIGSYS */
 struct jcase {
     const char *name;
     int (*fn)(void);
-    int seccomp;   /* 1: run under the filter */
-    int want;      /* X_SIGSYS, or a result / -errno */
-    int want_alt;  /* an acceptable alternative result (0 = none) */
+    int seccomp;  /* 1: run under the filter */
+    int want;     /* X_SIGSYS, or a result / -errno */
+    int want_alt; /* an acceptable alternative result (0 = none) */
 };
 
 static const struct jcase cases[] = {
@@ -178,8 +224,8 @@ static const struct jcase cases[] = {
     {"no filter: connect -> ENETUNREACH", op_connect, 0, -ENETUNREACH, 0},
     {"no filter: mount -> EPERM", op_mount, 0, -EPERM, 0},
     {"no filter: chroot -> EPERM", op_chroot, 0, -EPERM, 0},
-    {"no filter: setuid(0) -> EPERM (EINVAL: unmapped in a user namespace)", op_setuid0, 0,
-     -EPERM, -EINVAL},
+    {"no filter: setuid(0) -> EPERM (EINVAL: unmapped in a user namespace)", op_setuid0, 0, -EPERM,
+     -EINVAL},
     /* DESIGN: without caps a new user namespace is still allowed: why the filter blocks it */
     {"no filter: unshare(CLONE_NEWUSER) still works (the filter must block it)", op_unshare, 0, 0,
      0},
@@ -264,7 +310,11 @@ static void test_table(void)
         int pass = got == c->want || (c->want_alt != 0 && got == c->want_alt);
         if (!ok(pass, "%s -> %s", c->name,
                 c->want == X_SIGSYS ? "SIGSYS" : (c->want < 0 ? strerror(-c->want) : "ok")))
-            note("got %d (%s) %s", got, got == X_SIGSYS ? "SIGSYS" : got < 0 && got > -4096 ? strerror(-got) : "", why);
+            note("got %d (%s) %s", got,
+                 got == X_SIGSYS          ? "SIGSYS"
+                 : got < 0 && got > -4096 ? strerror(-got)
+                                          : "",
+                 why);
     }
 }
 
@@ -374,8 +424,8 @@ static void test_probe(void)
     jail_probe(&r);
     note("%s", r.summary);
     ok(r.seccomp, "probe: seccomp available");
-    ok(jail_report_full(&r) == (r.pidns && r.netns && r.mntns && r.seccomp &&
-                                (r.as_root || r.userns)),
+    ok(jail_report_full(&r) ==
+           (r.pidns && r.netns && r.mntns && r.seccomp && (r.as_root || r.userns)),
        "probe: full iff the pieces are there");
     ok(strlen(r.summary) > 10, "probe: summary");
 }

@@ -129,8 +129,7 @@ static void test_gc_and_globals(void)
     okcode("assert(collectgarbage == nil and print == nil)", "collectgarbage, print absent");
     okcode("assert(('').dump == nil and string.dump == nil)", "string.dump unreachable");
     okcode("assert(getmetatable('') == nil)", "string metatable hidden from policies");
-    okcode("string.upper = nil assert(('a'):upper() == 'A')",
-           "policy env string table is a copy");
+    okcode("string.upper = nil assert(('a'):upper() == 'A')", "policy env string table is a copy");
     okcode("assert(type(pcall) == 'function' and type(xpcall) == 'function' and "
            "type(setmetatable) == 'function' and type(string.format) == 'function' and "
            "type(math.floor) == 'function' and type(table.concat) == 'function' and "
@@ -222,8 +221,10 @@ static void test_fail_after(void)
         else if (rc == PE_OK)
             oks++;
     }
-    ok(fails > 0 && fails + oks == 67, "fail-after-N: every run is a memory error or success "
-       "(%d errors, %d ok)", fails, oks);
+    ok(fails > 0 && fails + oks == 67,
+       "fail-after-N: every run is a memory error or success "
+       "(%d errors, %d ok)",
+       fails, oks);
     okcode("local t = {} for i = 1, 100 do t[i] = tostring(i) end", "usable after fault injection");
 }
 

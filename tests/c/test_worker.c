@@ -113,8 +113,7 @@ static void test_basic(struct zyg *z)
     json_decref(j);
 
     j = call(&w, "{\"op\":\"eval\",\"code\":\"return 1 + 2\"}", 2000, &rc);
-    ok(is_ok(j) && json_integer_value(json_object_get(json_object_get(j, "result"), "value")) ==
-                       3,
+    ok(is_ok(j) && json_integer_value(json_object_get(json_object_get(j, "result"), "value")) == 3,
        "eval round trip: 1 + 2 = 3");
     json_decref(j);
 
@@ -149,19 +148,18 @@ static void test_basic(struct zyg *z)
     json_decref(j);
 
     j = call(&w, "{\"op\":\"eval\",\"code\":\"local s = string.rep('x', 1 << 30)\"}", 5000, &rc);
-    ok(j && err_code(j) && strcmp(err_code(j), "memory_limit") == 0,
-       "memory bomb -> memory_limit");
+    ok(j && err_code(j) && strcmp(err_code(j), "memory_limit") == 0, "memory bomb -> memory_limit");
     json_decref(j);
 
     j = call(&w, "{\"op\":\"ping\"}", 2000, &rc);
     ok(is_ok(j), "worker still usable after the limits");
     json_decref(j);
 
-    j = call(&w, "{\"op\":\"compile\",\"policy\":\"raise \\\"x\\\" if:\\n    (m: Message)\\n    "
-                 "m.role == \\\"user\\\"\\n\"}",
+    j = call(&w,
+             "{\"op\":\"compile\",\"policy\":\"raise \\\"x\\\" if:\\n    (m: Message)\\n    "
+             "m.role == \\\"user\\\"\\n\"}",
              5000, &rc);
-    ok(j && json_is_boolean(json_object_get(j, "ok")) &&
-           (is_ok(j) || (err_code(j) != NULL)),
+    ok(j && json_is_boolean(json_object_get(j, "ok")) && (is_ok(j) || (err_code(j) != NULL)),
        "compile answers cleanly (%s)", is_ok(j) ? "ok" : (j && err_code(j) ? err_code(j) : "?"));
     json_decref(j);
 
@@ -170,9 +168,9 @@ static void test_basic(struct zyg *z)
     json_decref(j);
 
     /* the host watchdog: a Lua pattern that backtracks in C, where no hook runs */
-    j = call(&w,
-             "{\"op\":\"eval\",\"code\":\"return string.rep('a', 3000):find('a-a-a-a-a-a-a-a-b')\"}",
-             200, &rc);
+    j = call(
+        &w, "{\"op\":\"eval\",\"code\":\"return string.rep('a', 3000):find('a-a-a-a-a-a-a-a-b')\"}",
+        200, &rc);
     ok(j == NULL && rc == PE_ETIMEDOUT && w.pid == 0 && w.fd == -1,
        "C-level backtracking: PE_ETIMEDOUT after 200 ms, worker killed and released");
     json_decref(j);
@@ -192,7 +190,8 @@ static void test_basic(struct zyg *z)
 /* the runtime ops through a jailed worker (rt + compiler loaded in the zygote) */
 static void test_ops(struct zyg *z)
 {
-    static const char pol[] = "raise \\\"found\\\" if:\\n    (m: Message)\\n    m.role == \\\"user\\\"\\n";
+    static const char pol[] =
+        "raise \\\"found\\\" if:\\n    (m: Message)\\n    m.role == \\\"user\\\"\\n";
     struct wk w = WK_INIT;
     struct pe_err e;
     char req[1024];
@@ -205,8 +204,9 @@ static void test_ops(struct zyg *z)
     ok(is_ok(j) && json_array_size(json_object_get(json_object_get(j, "result"), "rules")) == 1,
        "policy_put compiles an Invariant policy in the jail");
     json_decref(j);
-    j = call(&w, "{\"op\":\"analyze\",\"pid\":\"p1\",\"trace\":[{\"role\":\"user\","
-                 "\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"yo\"}]}",
+    j = call(&w,
+             "{\"op\":\"analyze\",\"pid\":\"p1\",\"trace\":[{\"role\":\"user\","
+             "\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"yo\"}]}",
              5000, &rc);
     v = json_object_get(json_object_get(j, "result"), "violations");
     ok(is_ok(j) && json_array_size(v) == 1, "analyze: one violation");
@@ -219,16 +219,18 @@ static void test_ops(struct zyg *z)
     j = call(&w, "{\"op\":\"monitor_new\",\"mid\":\"m1\",\"pid\":\"p1\"}", 5000, &rc);
     ok(is_ok(j), "monitor_new");
     json_decref(j);
-    j = call(&w, "{\"op\":\"monitor_events\",\"mid\":\"m1\",\"events\":[{\"role\":\"user\","
-                 "\"content\":\"a\"}]}",
+    j = call(&w,
+             "{\"op\":\"monitor_events\",\"mid\":\"m1\",\"events\":[{\"role\":\"user\","
+             "\"content\":\"a\"}]}",
              5000, &rc);
     v = json_object_get(j, "result");
     ok(is_ok(j) && json_array_size(json_object_get(v, "violations")) == 1 &&
            json_integer_value(json_object_get(v, "events_seen")) == 1,
        "monitor_events: one new violation, events_seen 1");
     json_decref(j);
-    j = call(&w, "{\"op\":\"monitor_events\",\"mid\":\"m1\",\"events\":[{\"role\":"
-                 "\"assistant\",\"content\":\"b\"}]}",
+    j = call(&w,
+             "{\"op\":\"monitor_events\",\"mid\":\"m1\",\"events\":[{\"role\":"
+             "\"assistant\",\"content\":\"b\"}]}",
              5000, &rc);
     v = json_object_get(j, "result");
     ok(is_ok(j) && json_array_size(json_object_get(v, "violations")) == 0 &&
@@ -240,8 +242,8 @@ static void test_ops(struct zyg *z)
              "\"user\",\"content\":\"a\"},{\"role\":\"user\",\"content\":\"b\"}]}",
              pol);
     j = call(&w, req, 5000, &rc);
-    ok(is_ok(j) && json_array_size(json_object_get(json_object_get(j, "result"), "violations")) ==
-                       1,
+    ok(is_ok(j) &&
+           json_array_size(json_object_get(json_object_get(j, "result"), "violations")) == 1,
        "check with past_len 1: only the violation on the new event");
     json_decref(j);
     j = call(&w, "{\"op\":\"compile\",\"policy\":\"raise x if\"}", 5000, &rc);
@@ -323,8 +325,7 @@ static void test_local(void)
         return;
     rc = wk_local_call(wl, LREQ, strlen(LREQ), &resp, &n, &e);
     j = rc == PE_OK ? json_loadb(resp, n, 0, NULL) : NULL;
-    ok(is_ok(j) && json_integer_value(json_object_get(json_object_get(j, "result"), "value")) ==
-                       42,
+    ok(is_ok(j) && json_integer_value(json_object_get(json_object_get(j, "result"), "value")) == 42,
        "in-process eval: 6 * 7 = 42");
     json_decref(j);
     free(resp);
