@@ -7,14 +7,16 @@
  * dependencies; every read and write has a timeout (SO_RCVTIMEO/SO_SNDTIMEO), so it never hangs.
  *
  *   vbench -a HOST:PORT [-X METHOD] -p PATH [-b BODYFILE | -l LINESFILE] [-n N] [-w WARMUP]
- *          [-t TIMEOUT_S] [-o LASTBODY] [-T TIMES] [-D DELETE_PREFIX] [-H 'Name: value']...
+ *          [-t TIMEOUT_S] [-M MAX_TOTAL_S] [-o LASTBODY] [-T TIMES] [-D DELETE_PREFIX]
+ *          [-H 'Name: value']...
  *
  *   -b    the same body (a file) for every request; -l  one request per line of the file
  *   -D    after each timed request, read the "id" string of the JSON answer and send an untimed
  *         DELETE DELETE_PREFIX/<id> (session creation without piling up sessions)
  *   -T    write each request's time in microseconds, one per line
+ *   -M    stop sending after this many seconds in total (the output then says truncated=1)
  *
- * Prints one line: n= ok= status= median_us= p99_us= mean_us= min_us= max_us= total_ms=
+ * Prints one line: n= ok= status= median_us= p99_us= mean_us= min_us= max_us= total_ms= truncated=
  * (ok counts 2xx answers, status is the last one). The body of the first non-2xx answer goes
  * to stderr. Exit status: 0 when every request got an answer, 1 on an I/O error or timeout,
  * 2 on bad usage.
@@ -302,7 +304,7 @@ static int json_id(const char *json, char *out, size_t outsz)
 static void usage(void)
 {
     fprintf(stderr, "usage: vbench -a HOST:PORT [-X METHOD] -p PATH [-b FILE | -l FILE] [-n N] "
-                    "[-w WARMUP] [-t TIMEOUT_S] [-o LASTBODY] [-T TIMES] [-D PREFIX] "
+                    "[-w WARMUP] [-t TIMEOUT_S] [-M MAX_S] [-o LASTBODY] [-T TIMES] [-D PREFIX] "
                     "[-H HEADER]...\n");
 }
 
@@ -311,8 +313,9 @@ int main(int argc, char **argv)
     const char *addr = NULL, *method = "GET", *path = NULL, *bodyfile = NULL, *linesfile = NULL;
     const char *outfile = NULL, *timesfile = NULL, *delprefix = NULL;
     long n = 1, warm = 0;
+    double maxsec = 0;
     int opt;
-    while ((opt = getopt(argc, argv, "a:X:p:b:l:n:w:t:o:T:D:H:")) != -1) {
+    while ((opt = getopt(argc, argv, "a:X:p:b:l:n:w:t:o:T:D:H:M:")) != -1) {
         switch (opt) {
         case 'a': addr = optarg; break;
         case 'X': method = optarg; break;
@@ -325,6 +328,7 @@ int main(int argc, char **argv)
         case 'o': outfile = optarg; break;
         case 'T': timesfile = optarg; break;
         case 'D': delprefix = optarg; break;
+        case 'M': maxsec = strtod(optarg, NULL); break;
         case 'H':
             if (g_nheaders < 8)
                 g_headers[g_nheaders++] = optarg;
@@ -386,9 +390,13 @@ int main(int argc, char **argv)
         return 1;
     struct buf resp = {0}, dresp = {0};
     long ok = 0, done = 0;
-    int status = 0, reported = 0, rc = 0;
+    int status = 0, reported = 0, rc = 0, truncated = 0;
     double t0 = now_us();
     for (long i = -warm; i < n; i++) {
+        if (maxsec > 0 && now_us() - t0 > maxsec * 1e6) {
+            truncated = 1;
+            break;
+        }
         const char *b = linesfile ? lines[i] : body;
         size_t bl = linesfile ? lens[i] : blen;
         int closed = 0;
@@ -474,9 +482,9 @@ int main(int argc, char **argv)
         if (i99 >= done)
             i99 = done - 1;
         printf("n=%ld ok=%ld status=%d median_us=%.1f p99_us=%.1f mean_us=%.1f min_us=%.1f "
-               "max_us=%.1f total_ms=%.1f\n",
+               "max_us=%.1f total_ms=%.1f truncated=%d\n",
                done, ok, status, med, t[i99], sum / (double)done, t[0], t[done - 1],
-               total / 1e3);
+               total / 1e3, truncated);
     } else {
         printf("n=0 ok=0 status=%d\n", status);
     }

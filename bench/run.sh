@@ -1,0 +1,287 @@
+#!/bin/sh
+# bench/run.sh — vigil's benchmarks, through the real vigild over real HTTP; prints a table.
+#
+#   make bench            (sets VIGIL_BUILD, LUA, LUA_PATH, LUA_CPATH)
+#   sh bench/run.sh       (from the repository root, after `make`)
+#
+# What is measured (targets from the issues; the reference figures are Invariant's):
+#   a) POST /v1/check, 3 rules x 10/100/1,000/10,000 events, median of several runs
+#   b) POST /v1/sessions latency, median and p99 over 1,000 (each session deleted, untimed)
+#   c) round trip of a trivial request: GET /healthz and POST /v1/sessions/{sid}/eval through a
+#      warm worker, median over 10,000
+#   d) RSS / Pss of an idle session worker (worker_pid from GET /v1/sessions/{sid})
+#   e) a monitor fed a 10,000-event trace in chunks of 1 and of 10, per rule: median chunk time
+#      at history ~100 and ~10,000, and the total
+#   f) compile time of a 5-rule and a 100-rule policy: in-process (lua5.4 + require "compiler")
+#      and through POST /v1/compile
+# Requests go through bench/vbench.c (one keep-alive connection, plain sockets), because a curl
+# process per request costs more than the round trips being measured. Every step has a timeout;
+# a route that is missing or failing prints "n/a: <reason>" instead of a figure.
+# Knobs: BENCH_QUICK=1 (fewer repetitions), BENCH_SEED (trace seed, default 42),
+#        BENCH_KEEP=1 (keep the scratch directory), VIGILD_ARGS (extra vigild flags).
+set -u
+
+BUILD=${VIGIL_BUILD:-build}
+LUA=${LUA:-lua5.4}
+CC=${CC:-cc}
+SEED=${BENCH_SEED:-42}
+QUICK=${BENCH_QUICK:-0}
+export LUA_PATH="${LUA_PATH:-lua/runtime/?.lua;lua/runtime/?/init.lua;lua/?.lua;;}"
+export LUA_CPATH="${LUA_CPATH:-$BUILD/lua/?.so;;}"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/vigil-bench.XXXXXX")
+ROWS=$T/rows
+: >"$ROWS"
+VPID=
+cleanup() {
+    if [ -n "$VPID" ]; then
+        kill -TERM "$VPID" 2>/dev/null
+        i=0
+        while kill -0 "$VPID" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+        kill -KILL "$VPID" 2>/dev/null
+    fi
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "scratch files kept in $T"; else rm -rf "$T"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+START=$(date +%s)
+say() { printf '[%3ds] %s\n' "$(($(date +%s) - START))" "$*" >&2; }
+# row SECTION WHAT FIGURE TARGET
+row() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$ROWS"; }
+# field NAME LINE -> value of NAME=... in a vbench output line
+field() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+ms() { awk -v u="$1" 'BEGIN { printf "%.2f ms", u / 1000 }'; }
+us() { awk -v u="$1" 'BEGIN { printf "%.0f us", u }'; }
+# jget FILE EXPR: evaluates a Lua expression over the decoded JSON `j` of FILE (prints "" on failure)
+jget() { "$LUA" bench/jtool.lua get "$1" "$2" 2>/dev/null; }
+
+# --- build the client --------------------------------------------------------------------
+VB=$BUILD/bench/vbench
+mkdir -p "$BUILD/bench"
+if ! $CC -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o "$VB" bench/vbench.c 2>"$T/cc.err"; then
+    say "bench: cannot build bench/vbench.c:"; cat "$T/cc.err" >&2; exit 1
+fi
+
+# --- workloads ---------------------------------------------------------------------------
+say "bench: generating traces (seed $SEED)"
+SIZES="10 100 1000 10000"
+RULES="content flow2 flow3"
+for n in $SIZES; do
+    timeout 60 "$LUA" bench/gen_trace.lua "$n" "$SEED" >"$T/trace$n.json" || { say "bench: trace generation failed"; exit 1; }
+done
+timeout 60 "$LUA" bench/gen_trace.lua 10000 "$SEED" --chunks 1 >"$T/chunks1.ndjson"
+timeout 60 "$LUA" bench/gen_trace.lua 10000 "$SEED" --chunks 10 >"$T/chunks10.ndjson"
+MIX=$(timeout 60 "$LUA" bench/gen_trace.lua 10000 "$SEED" --stats)
+# mkbody FILE.inv TRACE.json OUT: {"policy": <text>, "trace": <trace>}
+mkbody() { "$LUA" bench/jtool.lua body "$1" "$2" "$3"; }
+policy_json() { "$LUA" bench/jtool.lua str "$1"; }
+for r in $RULES; do
+    for n in $SIZES; do mkbody "bench/rules/$r.inv" "$T/trace$n.json" "$T/check-$r-$n.json"; done
+done
+
+# --- the server --------------------------------------------------------------------------
+start_vigild() {
+    # shellcheck disable=SC2086
+    "$BUILD/vigild" --listen 127.0.0.1:0 --db :memory: --enable-eval --max-body 256M \
+        --max-events 1000000 --max-sessions 100000 ${VIGILD_ARGS:-} "$@" \
+        >"$T/vigild.out" 2>"$T/vigild.err" &
+    VPID=$!
+    i=0
+    while [ $i -lt 100 ]; do
+        ADDR=$(sed -n 's/^listening on //p' "$T/vigild.out" | head -n 1)
+        [ -n "$ADDR" ] && return 0
+        kill -0 "$VPID" 2>/dev/null || break
+        sleep 0.1; i=$((i + 1))
+    done
+    kill -KILL "$VPID" 2>/dev/null; VPID=
+    return 1
+}
+if [ ! -x "$BUILD/vigild" ]; then say "bench: $BUILD/vigild is not built (run make)"; exit 1; fi
+JAILNOTE="full jail"
+if ! start_vigild; then
+    say "bench: vigild did not start:"; tail -n 5 "$T/vigild.err" >&2
+    say "bench: retrying with --insecure-no-jail (figures then do not include the full jail)"
+    JAILNOTE="INSECURE: --insecure-no-jail"
+    start_vigild --insecure-no-jail || { say "bench: vigild does not start"; exit 1; }
+fi
+say "bench: vigild pid $VPID on $ADDR ($JAILNOTE)"
+URL=http://$ADDR
+
+# vb ARGS... -> one vbench output line (empty on failure; stderr into $T/vb.err)
+vb() { timeout 600 "$VB" -a "$ADDR" -t 60 "$@" 2>"$T/vb.err"; }
+# the first failure vbench reported, short: "HTTP 500 internal: message..." or its own message
+vberr() {
+    head -n 1 "$T/vb.err" | sed -e 's/^vbench: [A-Z]* [^ ]* -> \([0-9]*\) .*"code":"\([^"]*\)","message":"\([^"]*\)".*/HTTP \1 \2: \3/' \
+        -e 's/^vbench: [A-Z]* [^ ]* -> \([0-9]*\) \(.*\)/HTTP \1 \2/' | cut -c1-110
+}
+# curl_json METHOD PATH [BODYFILE] -> body in $T/c.json, status echoed
+curl_json() {
+    if [ -n "${3:-}" ]; then
+        curl -sS -m 60 -o "$T/c.json" -w '%{http_code}' -X "$1" -H 'Content-Type: application/json' \
+            --data-binary @"$3" "$URL$2" 2>>"$T/curl.err"
+    else
+        curl -sS -m 60 -o "$T/c.json" -w '%{http_code}' -X "$1" "$URL$2" 2>>"$T/curl.err"
+    fi
+}
+new_session() { # -> id on stdout, or nothing
+    echo '{}' >"$T/empty.json"
+    st=$(curl_json POST /v1/sessions "$T/empty.json")
+    [ "$st" = 201 ] || [ "$st" = 200 ] || return 1
+    jget "$T/c.json" 'j.id'
+}
+del_session() { curl -sS -m 30 -o /dev/null -X DELETE "$URL/v1/sessions/$1" 2>/dev/null; }
+
+# --- a) POST /v1/check -------------------------------------------------------------------
+say "bench: (a) POST /v1/check"
+REF_content_100="ref 10 ms"; REF_flow2_100="ref 53 ms"; REF_flow3_100="ref 5.7 s, 362 MiB"
+for r in $RULES; do
+    for n in $SIZES; do
+        runs=7; [ "$n" = 10000 ] && runs=5; [ "$QUICK" = 1 ] && runs=3
+        out=$(vb -X POST -p /v1/check -b "$T/check-$r-$n.json" -n $runs -w 1 -o "$T/last.json")
+        case $n in 1000) tgt="< 20 ms";; 10000) tgt="< 200 ms";; 100) eval "tgt=\${REF_${r}_100}";; *) tgt="";; esac
+        if [ -z "$out" ]; then
+            row "a) /v1/check" "$r @ $n events" "n/a: no answer ($(vberr))" "$tgt"
+        elif [ "$(field ok "$out")" != "$(field n "$out")" ]; then
+            row "a) /v1/check" "$r @ $n events" "n/a: $(vberr)" "$tgt"
+        else
+            nv=$(jget "$T/last.json" '#j.violations')
+            row "a) /v1/check" "$r @ $n events" "$(ms "$(field median_us "$out")") median ($nv violations)" "$tgt"
+        fi
+    done
+done
+
+# --- b) session creation -------------------------------------------------------------------
+say "bench: (b) session creation"
+echo '{}' >"$T/empty.json"
+nb=1000; [ "$QUICK" = 1 ] && nb=200
+out=$(vb -X POST -p /v1/sessions -b "$T/empty.json" -n $nb -w 10 -D /v1/sessions -M 120)
+if [ -n "$out" ] && [ "$(field ok "$out")" = "$(field n "$out")" ]; then
+    row "b) sessions" "POST /v1/sessions (n=$(field n "$out"))" \
+        "$(ms "$(field median_us "$out")") median, $(ms "$(field p99_us "$out")") p99" "< 5 ms median"
+else
+    row "b) sessions" "POST /v1/sessions" "n/a: $(vberr)" "< 5 ms median"
+fi
+
+# --- c) trivial round trips ------------------------------------------------------------------
+say "bench: (c) round trips"
+nc=10000; [ "$QUICK" = 1 ] && nc=2000
+out=$(vb -p /healthz -n $nc -w 100 -M 120)
+if [ -n "$out" ] && [ "$(field ok "$out")" = "$(field n "$out")" ]; then
+    row "c) round trip" "GET /healthz (host only, n=$(field n "$out"))" "$(us "$(field median_us "$out")") median" "-"
+else
+    row "c) round trip" "GET /healthz" "n/a: $(vberr)" "-"
+fi
+SID=$(new_session)
+if [ -z "$SID" ]; then
+    row "c) round trip" "POST /v1/sessions/{sid}/eval" "n/a: cannot create a session" "< 100 us median"
+else
+    printf '{"code": "return 1"}' >"$T/eval.json"
+    out=$(vb -X POST -p "/v1/sessions/$SID/eval" -b "$T/eval.json" -n $nc -w 100 -M 120)
+    if [ -n "$out" ] && [ "$(field ok "$out")" = "$(field n "$out")" ]; then
+        row "c) round trip" "POST .../eval through the worker (n=$(field n "$out"))" \
+            "$(us "$(field median_us "$out")") median" "< 100 us median"
+    else
+        row "c) round trip" "POST .../eval" "n/a: $(vberr)" "< 100 us median"
+    fi
+
+    # --- d) idle worker memory -------------------------------------------------------------
+    say "bench: (d) idle worker memory"
+    st=$(curl_json GET "/v1/sessions/$SID")
+    WPID=$(jget "$T/c.json" 'j.worker_pid')
+    if [ "$st" != 200 ] || [ -z "$WPID" ]; then
+        row "d) idle worker" "RSS" "n/a: no worker_pid in GET /v1/sessions/{sid} (HTTP $st)" "< 3 MiB RSS"
+    elif [ ! -r "/proc/$WPID/status" ]; then
+        row "d) idle worker" "RSS" "n/a: /proc/$WPID not readable" "< 3 MiB RSS"
+    else
+        rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$WPID/status")
+        pss=$(awk '/^Pss:/ { print $2 }' "/proc/$WPID/smaps_rollup" 2>/dev/null)
+        row "d) idle worker" "VmRSS of worker pid $WPID" "$(awk -v k="$rss" 'BEGIN { printf "%.2f MiB", k / 1024 }')" "< 3 MiB RSS"
+        row "d) idle worker" "Pss (smaps_rollup)" "${pss:+$(awk -v k="$pss" 'BEGIN { printf "%.2f MiB", k / 1024 }')}${pss:-n/a: no smaps_rollup}" "(DESIGN: ~0.25 MiB)"
+    fi
+    del_session "$SID"
+fi
+
+# --- e) monitors ---------------------------------------------------------------------------
+say "bench: (e) monitors (10,000 events, chunks of 1 and 10)"
+# median of lines FROM..TO (1-based) of a times file
+med_range() { sed -n "$2,$3p" "$1" | sort -n | awk '{ a[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+for r in $RULES; do
+    for k in 1 10; do
+        label="$r, chunks of $k"
+        SID=$(new_session)
+        if [ -z "$SID" ]; then row "e) monitor" "$label" "n/a: cannot create a session" ""; continue; fi
+        printf '{"policy": %s}' "$(policy_json "bench/rules/$r.inv")" >"$T/mon.json"
+        st=$(curl_json POST "/v1/sessions/$SID/monitors" "$T/mon.json")
+        MID=$(jget "$T/c.json" 'j.id')
+        if { [ "$st" != 201 ] && [ "$st" != 200 ]; } || [ -z "$MID" ]; then
+            row "e) monitor" "$label" "n/a: POST .../monitors -> HTTP $st $(head -c 120 "$T/c.json")" ""
+            del_session "$SID"; continue
+        fi
+        maxs=100; [ "$QUICK" = 1 ] && maxs=30
+        out=$(vb -X POST -p "/v1/sessions/$SID/monitors/$MID/events" -l "$T/chunks$k.ndjson" \
+            -T "$T/times.txt" -M $maxs)
+        if [ -z "$out" ] || [ "$(field ok "$out")" != "$(field n "$out")" ]; then
+            row "e) monitor" "$label" "n/a: after $(field ok "$out") chunks: $(vberr)" ""
+            del_session "$SID"; continue
+        fi
+        nchunks=$(field n "$out")
+        seen=$((nchunks * k))
+        # chunks whose history is ~100 events: events 50..150; ~10,000: the last 100 events
+        a=$((50 / k + 1)); b=$((150 / k))
+        h100=$(med_range "$T/times.txt" $a $b)
+        if [ "$(field truncated "$out")" = 1 ]; then
+            row "e) monitor" "$label: stopped after ${maxs}s at $seen events" \
+                "history~100: $(ms "$h100"); last chunks: $(ms "$(med_range "$T/times.txt" $((nchunks - 100 / k + 1)) $nchunks)")" "total < 2 s (chunks of 10)"
+        else
+            hl=$(med_range "$T/times.txt" $((nchunks - 100 / k + 1)) $nchunks)
+            ratio=$(awk -v x="$hl" -v y="$h100" 'BEGIN { if (y > 0) printf "%.1fx", x / y; else print "-" }')
+            tgt="10k within 2x of 100"; [ "$k" = 10 ] && tgt="$tgt; total < 2 s"
+            row "e) monitor" "$label ($nchunks requests)" \
+                "chunk @~100: $(ms "$h100"), @~10k: $(ms "$hl") ($ratio); total $(awk -v t="$(field total_ms "$out")" 'BEGIN { printf "%.2f s", t / 1000 }')" "$tgt"
+        fi
+        del_session "$SID"
+    done
+done
+
+# --- f) compile time -----------------------------------------------------------------------
+say "bench: (f) compile time"
+timeout 300 "$LUA" bench/compile_bench.lua "$T" >"$T/compile.txt" 2>&1
+while IFS= read -r line; do
+    case $line in
+    compile*) n=$(field rules "$line")
+        tgt=""; [ "$n" = 5 ] && tgt="< 1 ms (ref: tens of ms)"
+        row "f) compile" "$n rules, in-process compiler.compile" "$(field median_ms "$line") ms median" "$tgt";;
+    load*) row "f) compile" "$(field rules "$line") rules, rt.load (compile + load)" "$(field median_ms "$line") ms median" "";;
+    n/a*) row "f) compile" "in-process" "$line" "";;
+    esac
+done <"$T/compile.txt"
+[ -s "$T/compile.txt" ] || row "f) compile" "in-process" "n/a: compile_bench.lua printed nothing" ""
+for n in 5 100; do
+    if [ -f "$T/policy$n.inv" ]; then
+        printf '{"policy": %s}' "$(policy_json "$T/policy$n.inv")" >"$T/compile$n.json"
+        runs=100; [ "$n" = 100 ] && runs=20
+        out=$(vb -X POST -p /v1/compile -b "$T/compile$n.json" -n $runs -w 2)
+        if [ -n "$out" ] && [ "$(field ok "$out")" = "$(field n "$out")" ]; then
+            row "f) compile" "$n rules, POST /v1/compile" "$(ms "$(field median_us "$out")") median" ""
+        else
+            row "f) compile" "$n rules, POST /v1/compile" "n/a: $(vberr)" ""
+        fi
+    fi
+done
+
+# --- the table -----------------------------------------------------------------------------
+echo
+echo "vigil benchmarks — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc 2>/dev/null || echo '?') CPUs, $JAILNOTE"
+echo "trace mix (seed $SEED): $MIX"
+echo
+awk -F'\t' '
+    { s[NR] = $1; w[NR] = $2; f[NR] = $3; t[NR] = $4
+      if (length($2) > ww) ww = length($2); if (length($3) > fw) fw = length($3) }
+    END {
+        fmt = "%-" ww "s  %-" fw "s  %s\n"
+        for (i = 1; i <= NR; i++) {
+            if (s[i] != last) { printf "%s\n", s[i]; last = s[i] }
+            printf "  " fmt, w[i], f[i], (t[i] == "" ? "" : "target: " t[i])
+        }
+    }' "$ROWS"
