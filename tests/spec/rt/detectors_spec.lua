@@ -247,3 +247,72 @@ describe("model and network detectors", function()
       end)
    end
 end)
+
+describe("python_code agrees with CPython's ast (table generated with Python 3.11)", function()
+   -- { source, syntax_error, imports, builtins (source order), sorted call targets }
+   local cases = {
+      { "import csv\nprint(sum(1 for _ in open('data.csv')))", false, { "csv" }, { "print", "sum", "open" }, { "open", "print", "sum" } },
+      { "import os, subprocess\nsubprocess.run(['wc', '-l', 'data.csv'])", false, { "os", "subprocess" }, {  }, { "subprocess.run" } },
+      { "from os import path\nx = path.join('a', 'b')\nprint(len(x))", false, { "os" }, { "print", "len" }, { "len", "path.join", "print" } },
+      { "def f(a, b=len, *args, key=None, **kw):\n    return eval(a)\n", false, {  }, { "len", "eval" }, { "eval" } },
+      { "class A(object):\n    def __init__(self):\n        super().__init__()\n        self.x = dict()\n", false, {  }, { "object", "super", "dict" }, { "dict", "super", "super().__init__" } },
+      { "x = [str(i) for i in range(10) if isinstance(i, int)]", false, {  }, { "str", "range", "isinstance", "int" }, { "isinstance", "range", "str" } },
+      { "try:\n    open('f')\nexcept (IOError, ValueError) as e:\n    print(e)\n", false, {  }, { "open", "IOError", "ValueError", "print" }, { "open", "print" } },
+      { "with open('a') as f, open('b') as g:\n    data = f.read() + g.read()\n", false, {  }, { "open", "open" }, { "f.read", "g.read", "open" } },
+      { "lambda x: max(x, key=abs)", false, {  }, { "max", "abs" }, { "max" } },
+      { "print(f'{len(s)!r:>10} {sorted(d)}')", false, {  }, { "print", "len", "sorted" }, { "len", "print", "sorted" } },
+      { "import numpy as np\narr = np.array(list(map(int, input().split())))", false, { "numpy" }, { "list", "map", "int", "input" }, { "input", "input().split", "list", "map", "np.array" } },
+      { "exec(compile('1', 'f', 'eval'))\n__import__('os').system('ls')", false, {  }, { "exec", "compile", "__import__" }, { "__import__", "__import__('os').system", "compile", "exec" } },
+      { "a = b = getattr(obj, 'x', None)\ndel a", false, {  }, { "getattr" }, { "getattr" } },
+      { "async def main():\n    await asyncio.sleep(1)\n    return [await x for x in y]\n", false, {  }, {  }, { "asyncio.sleep" } },
+      { "for k, v in zip(keys, vals):\n    setattr(o, k, v)\nelse:\n    pass", false, {  }, { "zip", "setattr" }, { "setattr", "zip" } },
+      { "while True:\n    if not callable(f): break\n    f = f()\n", false, {  }, { "callable" }, { "callable", "f" } },
+      { "x = obj.method(1)(2)\ny = d['k'](3)\nz = (lambda: 1)()", false, {  }, {  }, { "d['k']", "lambda: 1", "obj.method", "obj.method(1)" } },
+      { "@property\ndef p(self): return self._p", false, {  }, { "property" }, {  } },
+      { "global_var = 1\ndef g():\n    global global_var\n    global_var = int('3')", false, {  }, { "int" }, { "int" } },
+      { "assert isinstance(x, (list, tuple)), repr(x)", false, {  }, { "isinstance", "list", "tuple", "repr" }, { "isinstance", "repr" } },
+      { "s = {1, 2}\nt = frozenset(s)\nprint(*t, sep=', ')", false, {  }, { "frozenset", "print" }, { "frozenset", "print" } },
+      { "if x := len(y):\n    print(x)", false, {  }, { "len", "print" }, { "len", "print" } },
+      { "import os.path\nfrom . import sibling\nfrom ..pkg.mod import thing", false, { "os.path", false, "pkg.mod" }, {  }, {  } },
+      { "result = os.popen('id').read().strip()", false, {  }, {  }, { "os.popen", "os.popen('id').read", "os.popen('id').read().strip" } },
+      { "print('a' if bool(x) else 'b')", false, {  }, { "print", "bool" }, { "bool", "print" } },
+      { "match cmd:\n    case [x, y]:\n        print(x)\n    case _:\n        pass\n", false, {  }, { "print" }, { "print" } },
+      { "x = 1\nprint x", true },
+      { "def f(:\n    pass", true },
+      { "x = (1, 2", true },
+      { "if True\n    pass", true },
+      { "  indented = 1", true },
+      { "for i in range(3):\nprint(i)", true },
+      { "s = 'unterminated", true },
+      { "x = 5 +", true },
+      { "return = 3", true },
+      { "x = y z", true },
+      { "def f(x):\n    return x\n  y = 2", true },
+      { "x = 0x1F + 1e-3 + 2j + 1_000", false, {  }, {  }, {  } },
+      { "x = r'\\d+' + b'bytes' + u'text' + '''tri\nple'''", false, {  }, {  }, {  } },
+      { "open(file=name, mode='w').write(text)", false, {  }, { "open" }, { "open", "open(file=name, mode='w').write" } },
+      { "data = json.loads(requests.get(url).text)", false, {  }, {  }, { "json.loads", "requests.get" } },
+      { "class B(A, metaclass=Meta):\n    pass", false, {  }, {  }, {  } },
+      { "x = {'a': len, **kw}\ny = [*args, min]", false, {  }, { "len", "min" }, {  } },
+      { "f(*args, **kw)(x)", false, {  }, {  }, { "f", "f(*args, **kw)" } },
+      { "g(-1, x=-2)[0](y)", false, {  }, {  }, { "g", "g(-1, x=-2)[0]" } },
+      { "a.b[c.d](e)", false, {  }, {  }, { "a.b[c.d]" } },
+      { "h(x)(y)(z)", false, {  }, {  }, { "h", "h(x)", "h(x)(y)" } },
+      { "(a or b)(c)", false, {  }, {  }, { "a or b" } },
+      { "getattr(o, 'f')(1)", false, {  }, { "getattr" }, { "getattr", "getattr(o, 'f')" } },
+   }
+   for i, c in ipairs(cases) do
+      it(("case %d"):format(i), function()
+         local r = python.analyze(c[1])
+         assert.are.equal(c[2], r.syntax_error, r.syntax_error_exception)
+         if not c[2] then
+            local calls = {}
+            for j, x in ipairs(r.function_calls) do calls[j] = x end
+            table.sort(calls)
+            assert.are.same(c[3], r.imports)
+            assert.are.same(c[4], r.builtins)
+            assert.are.same(c[5], calls)
+         end
+      end)
+   end
+end)

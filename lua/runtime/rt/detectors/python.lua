@@ -231,6 +231,51 @@ BINOP_END[","] = nil -- a trailing comma makes a tuple
 
 local function is_kw(tok, w) return tok and tok.t == "name" and tok.v == w end
 
+-- source text of toks[a..b] roughly as ast.unparse writes it (redundant outer parentheses
+-- dropped, spaces after commas/colons/keywords and around binary operators)
+local NOSPACE_BEFORE = { ["."] = true, ["("] = true, ["["] = true, [")"] = true, ["]"] = true,
+   ["}"] = true, [","] = true, [":"] = true }
+local NOSPACE_AFTER = { ["."] = true, ["("] = true, ["["] = true, ["{"] = true, ["~"] = true }
+local function render(toks, a, b)
+   while b > a and toks[a].t == "op" and toks[a].v == "(" and toks[b].t == "op" and toks[b].v == ")" do
+      -- strip only when the parentheses enclose everything
+      local depth, enclosing = 0, true
+      for k = a, b do
+         local t = toks[k]
+         if t.t == "op" and (t.v == "(" or t.v == "[" or t.v == "{") then depth = depth + 1
+         elseif t.t == "op" and (t.v == ")" or t.v == "]" or t.v == "}") then
+            depth = depth - 1
+            if depth == 0 and k < b then enclosing = false; break end
+         end
+      end
+      if not enclosing then break end
+      a, b = a + 1, b - 1
+   end
+   local out = {}
+   for k = a, b do
+      local t, p = toks[k], toks[k - 1]
+      if k > a then
+         local space
+         if t.t == "op" and NOSPACE_BEFORE[t.v] then space = false
+         elseif p.t == "op" and NOSPACE_AFTER[p.v] then space = false
+         elseif p.t == "op" and (p.v == "," or p.v == ":") then space = true
+         elseif t.t == "op" or p.t == "op" then space = true
+         else space = true end
+         if t.t == "op" and t.v == ":" and p.t == "name" and p.v == "lambda" then space = false end
+         if (t.t == "op" and t.v == "=") or (p.t == "op" and p.v == "=") then space = false end
+         -- unary operators: no space after them
+         local pp = toks[k - 2]
+         if p.t == "op" and (p.v == "*" or p.v == "**" or p.v == "-" or p.v == "+")
+            and (k - 1 == a or (pp.t == "op" and (pp.v == "(" or pp.v == "," or pp.v == "=" or pp.v == "["))) then
+            space = false
+         end
+         if space then out[#out + 1] = " " end
+      end
+      out[#out + 1] = t.v
+   end
+   return tconcat(out)
+end
+
 -- statement-level checks and the extraction
 local function analyze_tokens(toks, res, seen_calls)
    local n = #toks
@@ -284,6 +329,9 @@ local function analyze_tokens(toks, res, seen_calls)
                end
                syntax("invalid syntax", tk.line)
             end
+         end
+         if tk.t == "op" and tk.v == "=" and prev and prev.t == "name" and KEYWORDS[prev.v] then
+            syntax("invalid syntax", tk.line)
          end
          stmt_start = false
          -- imports
@@ -354,13 +402,7 @@ local function analyze_tokens(toks, res, seen_calls)
                   j = j - 1
                end
                if j < 1 then j = 1 end
-               local parts = {}
-               for k = j, i - 1 do
-                  local t = toks[k]
-                  parts[#parts + 1] = t.v
-                  if t.t == "op" and t.v == "," then parts[#parts + 1] = " " end
-               end
-               local target = tconcat(parts)
+               local target = render(toks, j, i - 1)
                if not seen_calls[target] then
                   seen_calls[target] = true
                   res.function_calls[#res.function_calls + 1] = target
