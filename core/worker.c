@@ -488,10 +488,17 @@ static void zygote_main(const struct zyg_cfg *cfg, int ctrl, pid_t parent)
     syscall(SYS_close_range, 4U, ~0U, 0U);
     setenv("TZ", "UTC", 1);
     tzset();
+    /* vigild's handlers and mask are not ours: default dispositions, nothing blocked but
+     * SIGCHLD (read through a signalfd) */
+    for (i = 1; i < NSIG; i++)
+        if (i != SIGKILL && i != SIGSTOP)
+            signal((int)i, SIG_DFL);
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &chld, NULL);
+    sigprocmask(SIG_SETMASK, &chld, NULL);
+    /* the zygote never execs: no_new_privs costs nothing and does not hinder clone/mount */
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
 
     memset(&m, 0, sizeof m);
