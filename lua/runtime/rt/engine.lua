@@ -300,8 +300,8 @@ local function schedule(R, an, order, outer_bound, unit_of)
   -- anything left (reads a name never bound): evaluate at the end (will error if unbound)
   local rest = {}
   for _, it in ipairs(all) do if not done[it] then rest[#rest + 1] = it end end
-  if #rest > 0 and #order > 0 and order.complete then
-    local last = steps[#order] or pre
+  if #rest > 0 and order.complete then
+    local last = (#order > 0) and steps[#order] or pre
     for _, it in ipairs(rest) do last[#last + 1] = it end
   end
   return pre, steps
@@ -485,7 +485,7 @@ solve = function(R, run, opts)
   local outer_bound = {}
   if outer then for k in pairs(outer) do outer_bound[k] = true end end
 
-  local pre, _ = schedule(R, an, {}, outer_bound)
+  local pre, _ = schedule(R, an, { complete = #R.vars == 0 }, outer_bound)
   -- root items
   local ok, rootmarks = run_items(S, pre, e)
   if not ok then return {} end
@@ -529,11 +529,16 @@ solve = function(R, run, opts)
     step_after[i], step_before[i], step_succ_after[i], step_succ_before[i] = {}, {}, {}, {}
     step_check[i] = {}
   end
+  -- constraints with an outer-bound operand (quantifier blocks) prune as well
   for a, bs in pairs(lt) do
     for b in pairs(bs) do
       local ia, ib = pos_in[a], pos_in[b]
       if ia and ib then
         if ia < ib then table.insert(step_after[ib], a) else table.insert(step_before[ia], b) end
+      elseif ib and outer_bound[a] then
+        table.insert(step_after[ib], a)
+      elseif ia and outer_bound[b] then
+        table.insert(step_before[ia], b)
       end
     end
   end
@@ -542,6 +547,10 @@ solve = function(R, run, opts)
     if ia and ib then
       if ia < ib then table.insert(step_succ_after[ib], o.a)
       else table.insert(step_succ_before[ia], o.b) end
+    elseif ib and outer_bound[o.a] then
+      table.insert(step_succ_after[ib], o.a)
+    elseif ia and outer_bound[o.b] then
+      table.insert(step_succ_before[ia], o.b)
     end
   end
   -- explicit orders whose operands are not both typed vars of this rule (outer vars)
