@@ -320,10 +320,19 @@ function Gen:x_BinOp(n)
       self:expr(n.right)
       self:put(")")
    elseif op == "->" or op == "~>" then
+      -- a typed declaration as an operand stands for its variable (elsewhere it evaluates to True)
+      local function operand(x)
+         if x.tag == "TypedVar" then
+            self:go(x.line)
+            self:put(emit.field("e", x.name))
+         else
+            self:expr(x)
+         end
+      end
       self:put(op == "->" and "FLOW(" or "SUCC(")
-      self:expr(n.left)
+      operand(n.left)
       self:put(", ")
-      self:expr(n.right)
+      operand(n.right)
       self:put(")")
    else
       self:put("None --[[unsupported operator " .. tostring(op) .. "]]")
