@@ -224,7 +224,7 @@ describe("compiled constructs, end to end", function()
     {"string escapes", 'raise "t" if:\n    (m: Message)\n    match("h\\w+ w", m.content)\n', 1},
     {"keyword-named pred", 'end(x: ToolCall) :=\n    x.function.name == "a"\nraise "t" if:\n    (c: ToolCall)\n    end(c)\n', 1},
     {"predicates named c, e, AND", 'c(x: ToolCall) :=\n    x.function.name == "a"\ne(x: ToolCall) :=\n    c(x)\nAND(x: ToolCall) :=\n    e(x)\nraise "t" if:\n    (m: ToolCall)\n    [AND(y) for y in [m]] == [True]\n', 1},
-    {"flow from a derived variable", 'raise "t" if:\n    (o: ToolOutput)\n    call := tool_call(o)\n    call -> (x: ToolCall)\n', 1},
+    {"flow from a derived variable", 'raise "t" if:\n    (o: ToolOutput)\n    call := tool_call(o)\n    (x: ToolCall) -> call\n', 1},
     {"rule var named like api", 'raise Violation("v", cond=cond) if:\n    (cond: ToolCall)\n    (V: ToolCall)\n    cond -> V\n', 1},
    }
    for _, t in ipairs(tests) do
