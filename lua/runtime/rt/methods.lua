@@ -46,6 +46,14 @@ local SPACE = {
 for c = 0x2000, 0x200A do SPACE[c] = true end
 M.SPACE = SPACE
 
+-- titlecase digraphs (DŽ Dž dž, LJ Lj lj, NJ Nj nj, DZ Dz dz): lower = third, upper = first
+local function digraph(c)
+   for _, base in ipairs({ 0x1C4, 0x1C7, 0x1CA, 0x1F1 }) do
+      if c >= base and c <= base + 2 then return base end
+   end
+   return nil
+end
+
 local function to_lower_cp(c)
    if c < 0x80 then
       if c >= 65 and c <= 90 then return c + 32 end
@@ -98,8 +106,13 @@ local function map_case(s, f, ascii)
    if text.is_ascii(s) then return ascii(s) end
    local cps = text.codepoints(s)
    local out = {}
+   local up = f == to_upper_cp
    for i, c in ipairs(cps) do
-      if c == 0xDF and f == to_upper_cp then out[i] = "SS"
+      local dg = digraph(c)
+      if dg then out[i] = text.char(up and dg or dg + 2)
+      elseif up and c == 0xDF then out[i] = "SS"
+      elseif up and c == 0x149 then out[i] = "\202\188N"
+      elseif not up and c == 0x130 then out[i] = "i\204\135"
       else out[i] = text.char(f(c)) end
    end
    return tconcat(out)
@@ -144,7 +157,7 @@ local function split_ws(s, maxsplit)
          local a, b = sfind(s, "[^ \t\n\v\f\r\28-\31]+", pos)
          if not a then break end
          if maxsplit >= 0 and n == maxsplit then
-            n = n + 1; out[n] = sgsub(ssub(s, a), "[ \t\n\v\f\r\28-\31]+$", "")
+            n = n + 1; out[n] = ssub(s, a)
             break
          end
          n = n + 1; out[n] = ssub(s, a, b)
@@ -159,7 +172,6 @@ local function split_ws(s, maxsplit)
       if i > len then break end
       if maxsplit >= 0 and n == maxsplit then
          local j = len
-         while j >= i and SPACE[cps[j]] do j = j - 1 end
          local piece = {}
          for k = i, j do piece[#piece + 1] = text.char(cps[k]) end
          n = n + 1; out[n] = tconcat(piece)
