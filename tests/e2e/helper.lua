@@ -268,7 +268,8 @@ end
 
 function Server:worker_pid(sid)
    local _, j = self:get("/v1/sessions/" .. sid)
-   return j and j.worker_pid ~= cjson.null and j.worker_pid or nil
+   -- lua-cjson 2.1 decodes every number as a float: pids are made integers here.
+   return j and j.worker_pid ~= cjson.null and math.tointeger(j.worker_pid) or nil
 end
 
 H.json = cjson

@@ -1,0 +1,187 @@
+-- Sessions: create/read/delete, ids, TTL, idle eviction, limits, worker jail from outside,
+-- supervision (SIGKILL), process hygiene.
+local H = require "tests.e2e.helper"
+
+local POLICY = 'raise "user msg" if:\n    (m: Message)\n    m.role == "user"'
+local TRACE = { { role = "user", content = "hi" }, { role = "assistant", content = "yo" } }
+
+describe("sessions", function()
+   local srv
+   setup(function()
+      srv = H.start { args = { "--enable-eval" } }
+   end)
+   teardown(function()
+      if srv then srv:stop() end
+   end)
+
+   it("creates, reads and deletes a session", function()
+      local st, j = srv:post("/v1/sessions", {})
+      assert.equal(201, st)
+      assert.truthy(j.id:match("^%x+%-%x+%-4%x+%-[89ab]%x+%-%x+$"), j.id)
+      assert.truthy(j.token:match("^%x+$") and #j.token == 32)
+      assert.equal(3600, j.ttl)
+      assert.is_number(j.worker_pid)
+      assert.truthy(j.expires_at > j.created_at)
+      local sid = j.id
+      st, j = srv:get("/v1/sessions/" .. sid)
+      assert.equal(200, st)
+      H.assert_match({ id = sid, ttl = 3600, policies = 0, monitors = 0, worker_pid = H.ANY }, j)
+      assert.is_nil(j.token)
+      st, j = srv:delete("/v1/sessions/" .. sid)
+      assert.equal(200, st)
+      H.assert_match({ id = sid, deleted = true }, j)
+      st, j = srv:get("/v1/sessions/" .. sid)
+      assert.equal(404, st)
+      assert.equal("not_found", j.error.code)
+      st = srv:delete("/v1/sessions/" .. sid)
+      assert.equal(404, st)
+   end)
+
+   it("accepts a client-chosen id and ttl, and refuses a duplicate with 409", function()
+      local st, j = srv:post("/v1/sessions", { id = "client-1", ttl = 120 })
+      assert.equal(201, st)
+      assert.equal("client-1", j.id)
+      assert.equal(120, j.ttl)
+      st, j = srv:post("/v1/sessions", { id = "client-1" })
+      assert.equal(409, st)
+      assert.equal("conflict", j.error.code)
+      assert.equal(200, (srv:delete("/v1/sessions/client-1")))
+   end)
+
+   it("accepts an empty body", function()
+      local st, j = srv:request("POST", "/v1/sessions")
+      assert.equal(201, st)
+      srv:delete("/v1/sessions/" .. j.id)
+   end)
+
+   it("runs the worker in its own pid, net and mnt namespaces with seccomp", function()
+      local sid = srv:session()
+      local w = srv:worker_pid(sid)
+      assert.is_number(w)
+      for _, ns in ipairs { "pid", "net", "mnt", "ipc", "uts" } do
+         local mine = H.sh("readlink /proc/" .. srv.pid .. "/ns/" .. ns)
+         local its = H.sh("readlink /proc/" .. w .. "/ns/" .. ns)
+         assert.truthy(its:match(ns .. ":%[%d+%]"), ns .. ": " .. its)
+         assert.are_not.equal(mine, its, ns)
+      end
+      local status = H.slurp("/proc/" .. w .. "/status")
+      assert.truthy(status:find("\nSeccomp:%s+2\n"))
+      assert.truthy(status:find("\nNoNewPrivs:%s+1\n"))
+      srv:delete("/v1/sessions/" .. sid)
+   end)
+
+   it("survives a worker killed with SIGKILL: the next request runs on a fresh worker", function()
+      local sid = srv:session()
+      local st = srv:post("/v1/sessions/" .. sid .. "/policies", { policy = POLICY, id = "p" })
+      assert.equal(201, st)
+      local w1 = srv:worker_pid(sid)
+      os.execute("kill -KILL " .. w1)
+      H.sleep(0.1)
+      local j
+      st, j = srv:post("/v1/sessions/" .. sid .. "/eval", { code = "return 6 * 7" })
+      assert.equal(200, st)
+      assert.equal(42, j.value)
+      local w2 = srv:worker_pid(sid)
+      assert.is_number(w2)
+      assert.are_not.equal(w1, w2)
+      -- the stored policy was replayed into the fresh worker
+      st, j = srv:post("/v1/sessions/" .. sid .. "/policies/p/analyze", { trace = TRACE })
+      assert.equal(200, st)
+      assert.equal(1, #j.violations)
+      -- a kill in the middle of nothing, then a policy route first
+      os.execute("kill -KILL " .. w2)
+      H.sleep(0.1)
+      st, j = srv:post("/v1/sessions/" .. sid .. "/policies/p/analyze", { trace = TRACE })
+      assert.equal(200, st)
+      assert.equal(1, #j.violations)
+      local _, _, metrics = srv:get("/metrics")
+      assert.truthy(tonumber(metrics:match("vigil_worker_deaths_total (%d+)")) >= 2)
+      assert.truthy(H.alive(srv.pid))
+      srv:delete("/v1/sessions/" .. sid)
+   end)
+
+   it("kills the worker when the session is deleted", function()
+      local sid = srv:session()
+      local w = srv:worker_pid(sid)
+      assert.truthy(H.alive(w))
+      srv:delete("/v1/sessions/" .. sid)
+      local gone = false
+      for _ = 1, 40 do
+         if not H.alive(w) then gone = true break end
+         H.sleep(0.05)
+      end
+      assert.is_true(gone)
+   end)
+
+   it("creates and deletes 100 sessions without leaking processes", function()
+      H.sleep(0.2)
+      local base = #H.descendants(srv.pid)
+      local ids = {}
+      for i = 1, 100 do
+         local st, j = srv:post("/v1/sessions", { id = "bulk-" .. i })
+         assert.equal(201, st)
+         ids[i] = j.id
+      end
+      assert.equal(base + 100, #H.descendants(srv.pid))
+      for _, id in ipairs(ids) do
+         assert.equal(200, (srv:delete("/v1/sessions/" .. id)))
+      end
+      local n
+      for _ = 1, 40 do
+         n = #H.descendants(srv.pid)
+         if n == base then break end
+         H.sleep(0.05)
+      end
+      assert.equal(base, n)
+      local _, _, metrics = srv:get("/metrics")
+      assert.truthy(metrics:find("\nvigil_sessions 0\n", 1, true))
+   end)
+end)
+
+describe("session limits and expiry", function()
+   local srv
+   setup(function()
+      srv = H.start { args = { "--enable-eval", "--idle-evict", "1", "--max-sessions", "3" } }
+   end)
+   teardown(function()
+      if srv then srv:stop() end
+   end)
+
+   it("expires a session after its ttl and kills its worker", function()
+      local sid = srv:session { ttl = 1 }
+      local w = srv:worker_pid(sid)
+      H.sleep(2.6)
+      local st = srv:get("/v1/sessions/" .. sid)
+      assert.equal(404, st)
+      assert.is_false(H.alive(w))
+   end)
+
+   it("evicts an idle worker but keeps the session, rebuilt on next use", function()
+      local sid = srv:session()
+      assert.equal(201, (srv:post("/v1/sessions/" .. sid .. "/policies", { policy = POLICY, id = "p" })))
+      local w = srv:worker_pid(sid)
+      assert.is_number(w)
+      H.sleep(2.6)
+      local st, j = srv:get("/v1/sessions/" .. sid)
+      assert.equal(200, st)
+      assert.equal(H.null, j.worker_pid)
+      assert.is_false(H.alive(w))
+      st, j = srv:post("/v1/sessions/" .. sid .. "/policies/p/analyze", { trace = TRACE })
+      assert.equal(200, st)
+      assert.equal(1, #j.violations)
+      assert.is_number(srv:worker_pid(sid))
+      srv:delete("/v1/sessions/" .. sid)
+   end)
+
+   it("answers 429 with Retry-After beyond --max-sessions", function()
+      local ids = {}
+      for i = 1, 3 do ids[i] = srv:session() end
+      local st, j, _, hdr = srv:post("/v1/sessions", {})
+      assert.equal(429, st)
+      assert.equal("too_many_sessions", j.error.code)
+      assert.truthy(hdr:lower():find("retry%-after: %d+"))
+      for _, id in ipairs(ids) do srv:delete("/v1/sessions/" .. id) end
+      st = srv:post("/v1/sessions", {})
+      assert.equal(201, st)
+   end)
+end)
