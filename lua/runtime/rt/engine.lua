@@ -440,9 +440,16 @@ local function new_state(R, run, opts)
   S.reachable = function(it, eb)
     local sub = R._restricted and R._restricted[it]
     if not sub then
-      sub = { vars = R.vars, lets = {}, conds = {}, orders = {}, index = R.index }
-      for _, l in ipairs(R.lets) do if l.pos < it.pos then sub.lets[#sub.lets + 1] = l end end
-      for _, c in ipairs(R.conds) do if c.pos < it.pos then sub.conds[#sub.conds + 1] = c end end
+      -- copies: the analysis annotates items, and the restricted rule sees fewer local names
+      local function clone(x)
+        local t = {}
+        for k, v in pairs(x) do t[k] = v end
+        return t
+      end
+      sub = { vars = {}, lets = {}, conds = {}, orders = {}, index = R.index }
+      for _, v in ipairs(R.vars) do sub.vars[#sub.vars + 1] = clone(v) end
+      for _, l in ipairs(R.lets) do if l.pos < it.pos then sub.lets[#sub.lets + 1] = clone(l) end end
+      for _, c in ipairs(R.conds) do if c.pos < it.pos then sub.conds[#sub.conds + 1] = clone(c) end end
       for _, o in ipairs(R.orders) do if o.pos < it.pos then sub.orders[#sub.orders + 1] = o end end
       R._restricted = R._restricted or setmetatable({}, { __mode = "k" })
       R._restricted[it] = sub

@@ -195,3 +195,23 @@ rule { line = 3, raise = "x", var("m", "Message", 4, 1),
     assert.equal(1, err.index)
   end)
 end)
+
+describe("engine error reachability with bindings", function()
+  it("keeps the rule intact after an unreachable error", function()
+    -- m.content < 1 fails for every message, but line 4 (n > 100) filters them all first;
+    -- evaluating the rule twice gives the same (empty) result, and a later rule still works
+    local src = [[rule { line = 1, raise = "x",
+      var("m", "Message", 2, 1),
+      let("n", 3, 1, {"m"}, function(c, e) return e.m.idx end),
+      cond({"n"}, 4, 1, function(c, e) return e.n > 100 end),
+      cond({"m", "n"}, 5, 1, function(c, e) return V.lt(V.attr(e.m, "content"), e.n) end) }
+rule { line = 6, raise = "y", var("m", "Message", 7, 1),
+      let("k", 8, 1, {"m"}, function(c, e) return e.m.idx end),
+      cond({"k"}, 9, 1, function(c, e) return e.k == 0 end) }]]
+    local pol = assert(rt.load(src, "lua", "r"))
+    for _ = 1, 2 do
+      local vs = assert(rt.analyze(pol, trace()))
+      assert.same({ "(1, (-1, 0))" }, (function() local k = {} for i, v in ipairs(vs) do k[i] = v.key end return k end)())
+    end
+  end)
+end)
