@@ -82,6 +82,18 @@ static void test_budget(void)
     expect("local t = setmetatable({}, {__index = function(t, k) while true do end end}) "
            "return t.x",
            PE_EDEADLINE, "loop in __index");
+    expect("local x <close> = setmetatable({}, {__close = function() while true do end end}) "
+           "error('x')",
+           PE_EDEADLINE, "loop in __close during unwinding");
+    expect("local t = {3, 2, 1} table.sort(t, function(a, b) while true do end end)",
+           PE_EDEADLINE, "loop in a table.sort comparator");
+    expect("string.gsub('abc', '.', function() while true do end end)", PE_EDEADLINE,
+           "loop in a gsub callback");
+    expect("tostring(setmetatable({}, {__tostring = function() while true do end end}))",
+           PE_EDEADLINE, "loop in __tostring");
+    expect("local ok = pcall(error, setmetatable({}, {__index = function() while true do end "
+           "end})) while true do end",
+           PE_EDEADLINE, "loop after a caught error object");
     okcode("local n = 0 for i = 1, 1e5 do n = n + i end assert(n == 5000050000)",
            "state usable after deadlines");
     okcode("local ok, v = xpcall(function() error('boom') end, function(m) return 'handled: ' .. m "
