@@ -110,7 +110,7 @@
 
 local type, pairs, ipairs, tostring, error, setmetatable = type, pairs, ipairs, tostring, error, setmetatable
 local concat, sort, format = table.concat, table.sort, string.format
-local _ENV = nil
+_ENV = nil
 
 local M = {}
 

@@ -11,22 +11,25 @@
 --   E203 duplicate-declaration  "Variable <name> already declared"
 --   E204 unknown-module         "Module '<m>' could not be resolved"
 --   E205 unknown-import         "Module '<m>' has no attribute '<name>'"
---   E301 wildcard-outside-pattern   "You cannot use wildcards outside of semantic patterns (e.g. tool:abc(*, 12))"
---   E302 valueref-outside-pattern   "You cannot use value references outside of semantic patterns (e.g. tool:abc(<VALUE>, 12))"
+--   E301 wildcard-outside-pattern   "You cannot use wildcards outside of semantic patterns
+--                                    (e.g. tool:abc(*, 12))" (one line)
+--   E302 valueref-outside-pattern   "You cannot use value references outside of semantic patterns
+--                                    (e.g. tool:abc(<VALUE>, 12))" (one line)
 --   E303 identifier-in-pattern  "Identifiers are not allowed inside semantic patterns: <name>"
---   E304 unknown-value-type     "Unsupported value type: <X>. Available types: EMAIL_ADDRESS LOCATION PHONE_NUMBER PERSON MODERATED DUMMY"
+--   E304 unknown-value-type     "Unsupported value type: <X>. Available types: EMAIL_ADDRESS
+--                                LOCATION PHONE_NUMBER PERSON MODERATED DUMMY" (one line)
 --   E305 unsupported-pattern    "Unsupported semantic pattern: ..."
 --   E306 positional-after-keyword "Positional argument follows keyword argument"
 --   E307 duplicate-keyword      "Keyword argument repeated: <k>"
 --   E308 not-callable           "Expected function, got <class 'type'>"
 --   E309 quantifier-arity       wrong arguments for forall / count
 --   E310 not-a-quantifier       a block opened after something that is not a quantifier
---   E311 misplaced-assignment   `x := e` nested inside an expression
 --   E312 flow-operand           an operand of `->` / `~>` that is not a name or typed variable
---   E313 misplaced-import       (reserved)
+--   (`x := e` and `import` are only accepted as body items / statements: elsewhere they are
+--   syntax errors.)
 
 local ipairs, tostring, sort, format = ipairs, tostring, table.sort, string.format
-local _ENV = nil
+_ENV = nil
 
 local M = {}
 

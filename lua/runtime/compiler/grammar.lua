@@ -1,3 +1,4 @@
+-- luacheck: no max line length (one grammar rule per line, re.lua style)
 -- compiler.grammar: the "parse" pass. LPeg grammar over the pre-passed text (compiler.indent) ->
 -- AST (compiler.ast). One rule per line, re.lua style; expression rules that depend on whether a
 -- newline may be skipped are generated twice: suffix _b ("body": a newline ends the item unless
@@ -8,8 +9,8 @@
 -- grammar that records, for each terminal that fails, the position and a label is run; the error
 -- is reported at the farthest failing position: "expected ')' but found 'if'".
 
-local require, type, tostring, pairs, ipairs, error, pcall, setmetatable, getmetatable, tonumber, select =
-   require, type, tostring, pairs, ipairs, error, pcall, setmetatable, getmetatable, tonumber, select
+local require, type, pairs, ipairs, error, pcall, getmetatable, tonumber, select =
+   require, type, pairs, ipairs, error, pcall, getmetatable, tonumber, select
 local math_tointeger, huge = math.tointeger, math.huge
 local sub, find, gsub, byte, format, concat = string.sub, string.find, string.gsub, string.byte,
    string.format, table.concat
@@ -17,7 +18,7 @@ local lpeg = require "lpeg"
 local ast = require "compiler.ast"
 local indent = require "compiler.indent"
 local diag = require "compiler.diag"
-local _ENV = nil
+_ENV = nil
 
 local M = {}
 
@@ -374,7 +375,6 @@ local function build(rec)
    local function optok(p, name) return T(p, "operator") * Cc(name) end
    local NAME = T(C(raw_name), "a name")
    local EXPR_NAME = T(C(raw_name), LABEL_EXPR)
-   local PNAME = Cp() * NAME
 
    local dq = P'"' * C((P"\\" * (1 - S"\n\1\2\3") + (1 - S'"\\\n\1\2\3'))^0) * P'"'
    local sq = P"'" * C((P"\\" * (1 - S"\n\1\2\3") + (1 - S"'\\\n\1\2\3"))^0) * P"'"

@@ -23,7 +23,7 @@
 
 local type, sub, find, byte, gsub, rep, concat = type, string.sub, string.find, string.byte, string.gsub,
    string.rep, table.concat
-local _ENV = nil
+_ENV = nil
 
 local M = {}
 

@@ -9,7 +9,7 @@
 local require, pcall, type, tostring, ipairs, find = require, pcall, type, tostring, ipairs, string.find
 local passes = require "compiler.passes"
 local diag = require "compiler.diag"
-local _ENV = nil
+_ENV = nil
 
 local M = {}
 
@@ -27,7 +27,8 @@ local function run_passes(state, last)
       if i > #passes.front and diag.has_errors(state.diags) then return state end
       local okm, mod = pcall(require, p.module)
       if not okm or type(mod) ~= "table" or type(mod.run) ~= "function" then
-         if i > #passes.front and (type(mod) ~= "string" or find(mod, "module '" .. p.module .. "' not found", 1, true)) then
+         local missing = type(mod) ~= "string" or find(mod, "module '" .. p.module .. "' not found", 1, true)
+         if i > #passes.front and missing then
             state.diags[#state.diags + 1] = diag.internal("codegen not available")
          else
             state.diags[#state.diags + 1] = diag.internal("cannot load pass " .. p.name .. ": " .. tostring(mod))

@@ -19,7 +19,7 @@
 local ipairs, pairs, type = ipairs, pairs, type
 local diag = require "compiler.diag"
 local ast = require "compiler.ast"
-local _ENV = nil
+_ENV = nil
 
 local M = {}
 

@@ -1,3 +1,4 @@
+-- luacheck: no max line length
 -- The checks pass (run up to "checks"): one describe per check module.
 local helper = require "helper"
 local checks = require "compiler.checks"

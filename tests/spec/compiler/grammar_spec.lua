@@ -1,3 +1,4 @@
+-- luacheck: no max line length
 -- The LPeg grammar ("parse" pass): AST shapes, Python precedence, positions, limits.
 local helper = require "helper"
 local grammar = require "compiler.grammar"

@@ -1,3 +1,4 @@
+-- luacheck: no max line length
 -- The scope pass: what every identifier resolves to (run up to "scope").
 local helper = require "helper"
 local ast = require "compiler.ast"

@@ -1,3 +1,4 @@
+-- luacheck: no max line length
 -- A table of accepted and rejected policy snippets covering every grammar rule. Rejections are
 -- asserted with the exact {line, column, kind} of the first diagnostic (after "checks").
 local helper = require "helper"

@@ -4,7 +4,7 @@
 local ipairs, require = ipairs, require
 local diag = require "compiler.diag"
 local scope = require "compiler.scope"
-local _ENV = nil
+_ENV = nil
 
 local M = {}
 

@@ -6,7 +6,7 @@
 
 local require, ipairs, pairs = require, ipairs, pairs
 local ast = require "compiler.ast"
-local _ENV = nil
+_ENV = nil
 
 local M = {}
 

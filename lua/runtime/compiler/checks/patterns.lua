@@ -4,7 +4,7 @@
 local ipairs, require = ipairs, require
 local ast = require "compiler.ast"
 local diag = require "compiler.diag"
-local _ENV = nil
+_ENV = nil
 
 local M = {}
 
