@@ -115,7 +115,9 @@ M.evaluate = evaluate
 
 local function params_of(parameters)
   if parameters == nil or parameters == value.None then return value.dict({}) end
-  return value.from_json(parameters)
+  -- trace.from_json also turns the worker decoder's tagged float literals back into floats
+  local conv = trace.from_json or value.from_json
+  return conv(parameters)
 end
 
 function M.analyze(pol, raw, parameters, opts)
