@@ -120,7 +120,17 @@ local function params_of(parameters)
   return conv(parameters)
 end
 
+local function bad_params(parameters)
+  if parameters == nil or parameters == value.None then return nil end
+  if type(parameters) ~= "table" or (next(parameters) ~= nil and not value.is_dict(parameters)) then
+    return { code = "bad_request", message = "parameters must be a JSON object" }
+  end
+  return nil
+end
+
 function M.analyze(pol, raw, parameters, opts)
+  local perr = bad_params(parameters)
+  if perr then return nil, perr end
   local st, err = trace.normalize(raw)
   if not st then return nil, err end
   local run = { trace = st, params = params_of(parameters), policy = pol }
@@ -143,7 +153,11 @@ function M.analyze(pol, raw, parameters, opts)
 end
 
 local monitor = require "rt.monitor"
-M.monitor = function(pol, parameters) return monitor.new(pol, params_of(parameters)) end
+M.monitor = function(pol, parameters)
+  local perr = bad_params(parameters)
+  if perr then return nil, perr end
+  return monitor.new(pol, params_of(parameters))
+end
 M.push = function(mon, events) return monitor.push(mon, events) end
 
 function M.render(vs, format)

@@ -215,3 +215,23 @@ rule { line = 6, raise = "y", var("m", "Message", 7, 1),
     end
   end)
 end)
+
+describe("rt entry points never raise for bad input", function()
+  it("returns errors as data", function()
+    local pol = assert(rt.load("rule { line = 1, raise = 'x', cond({}, 1, 1, function(c, e) return true end) }", "lua", "p"))
+    local checks = {
+      { rt.analyze(pol, {}, "abc") }, { rt.analyze(pol, {}, { 1, 2 }) }, { rt.analyze(pol, "notalist") },
+      { rt.analyze(pol, { 1, 2 }) }, { rt.load(nil) }, { rt.load("x", "cobol") }, { rt.load("rule {", "lua") },
+      { rt.monitor(pol, "abc") },
+    }
+    for i, r in ipairs(checks) do
+      assert.is_nil(r[1], "case " .. i)
+      assert.is_string(r[2].code, "case " .. i)
+      assert.is_string(r[2].message, "case " .. i)
+    end
+    local mon = assert(rt.monitor(pol, {}))
+    local vs, err = rt.push(mon, "x")
+    assert.is_nil(vs)
+    assert.equal("trace_invalid", err.code)
+  end)
+end)
