@@ -494,12 +494,12 @@ static void h_check(struct http_req *rq, struct http_resp *rs)
         json_decref(b);
         return;
     }
-    json_decref(b);
     size_t len = 0;
     char *req = api_splice(rq->body, rq->body_len,
                            json_pack("{s:s,s:s,s:s}", "op", "check", "format", "native",
                                      "language", lang),
                            &len);
+    json_decref(b); /* lang pointed into b */
     json_t *res;
     json_t *r = req ? call_ok(NULL, req, len, &res, rs) : NULL;
     free(req);
