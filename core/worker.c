@@ -335,6 +335,7 @@ static void worker_child(struct zstate *zs, int fd)
     uint32_t id;
 
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    prctl(PR_SET_NAME, "vigil-worker", 0, 0, 0);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_DFL);
