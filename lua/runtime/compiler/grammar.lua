@@ -375,6 +375,7 @@ local function build(rec)
    local function optok(p, name) return T(p, "operator") * Cc(name) end
    local NAME = T(C(raw_name), "a name")
    local EXPR_NAME = T(C(raw_name), LABEL_EXPR)
+   local stmtkw = (P"import" + P"from" + P"raise" + P"def") * -idchar -- not declaration names
 
    local dq = P'"' * C((P"\\" * (1 - S"\n\1\2\3") + (1 - S'"\\\n\1\2\3'))^0) * P'"'
    local sq = P"'" * C((P"\\" * (1 - S"\n\1\2\3") + (1 - S"'\\\n\1\2\3"))^0) * P"'"
@@ -412,7 +413,7 @@ local function build(rec)
       defparam = NAME * (sp_n * tok":" * sp_n * NAME)^-1,
       sblock = INDENT * Ct(V"sbitem"^1) * NL^-1 * sp_b * DEDENT / B.block,
       sbitem = NL * V"stmt" + V"sblock",
-      decl = Cp() * NAME * sp_b * tok"(" * sp_n * Ct((V"param" * (sp_n * tok"," * sp_n * V"param")^0)^-1) * sp_n * tok")" * sp_b * V"declvalue" / B.predicate + Cp() * NAME * sp_b * V"declvalue" / B.const_decl,
+      decl = -stmtkw * Cp() * NAME * sp_b * tok"(" * sp_n * Ct((V"param" * (sp_n * tok"," * sp_n * V"param")^0)^-1) * sp_n * tok")" * sp_b * V"declvalue" / B.predicate + -stmtkw * Cp() * NAME * sp_b * V"declvalue" / B.const_decl,
       declvalue = tok":=" * sp_n * V"expr_b" + V"block",
       param = Cp() * NAME * sp_n * tok":" * sp_n * Cp() * NAME / B.param,
       block = INDENT * Ct(V"bitem"^1) * NL^-1 * sp_b * DEDENT / B.block,
@@ -583,7 +584,13 @@ local function is_overflow(err)
 end
 
 
+-- Builds both grammars now (e.g. in a zygote before forking) instead of on first use.
+function M.warm()
+   grammars()
+end
+
 function M.parse_text(state)
+
    local f, r = grammars()
    local text = state.text
    cur = { state = state, text = text, far = 0, exp = {}, expset = {} }
