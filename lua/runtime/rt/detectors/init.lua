@@ -336,7 +336,9 @@ local function fuzzy_find(h, q, k)
       local bestd, bestj = row[m] <= k and row[m] or nil, s - 1
       for j = s, s + m + k - 1 do
          if j > n then break end
-         local nrow = { [0] = j - s + 1 }
+         -- leading inserted characters, except at the very start of the text (as the `regex`
+         -- module's fuzzy search behaves)
+         local nrow = { [0] = s == 1 and 1e9 or j - s + 1 }
          local hj = h[j]
          for i = 1, m do
             local c = row[i - 1] + (q[i] == hj and 0 or 1)
@@ -364,7 +366,7 @@ function D.fuzzy_contains(ctx, args, kwargs)
       raise("value", "query_similarity_threshold must be between 0 and 1")
    end
    local qc = text.codepoints(query)
-   local k = floor(#qc * (1 - thr) + 1e-9)
+   local k = floor(#qc * (1 - thr)) -- as Python computes it (0.8 -> 1 - 0.8 < 0.2)
    if k > 10 then k = 10 end
    for _, t in ipairs(texts(data)) do
       local s = vstr(t)
