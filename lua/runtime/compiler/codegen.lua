@@ -23,6 +23,8 @@ local PRELUDE = "local " .. concat(API, ", ") .. " = " .. concat(API, ", ") .. "
    .. "local None, K = V.None, {}; "
    .. "local function AND(a, f) if V.truthy(a) then return f() end return a end; "
    .. "local function OR(a, f) if V.truthy(a) then return a end return f() end; "
+   .. "local function ANDS(a, fs) for i = 1, #fs do if not V.truthy(a) then return a end a = fs[i]() end return a end; "
+   .. "local function ORS(a, fs) for i = 1, #fs do if V.truthy(a) then return a end a = fs[i]() end return a end; "
    .. "local function CONTAINS_ONLY(c, a, b) local t = V.iter(b); for i = 1, #t do "
    .. "if not V.truthy(V.contains(c, t[i], a)) then return false end end return true end; "
    .. "local function LIST(it) if it == nil or it == None then return {} end return V.iter(it) end; "
@@ -37,7 +39,7 @@ Gen.__index = Gen
 local DISPATCH = {} -- tag -> Gen.x_<tag>, filled at the end of the module
 
 local function new_gen()
-   local g = { e = emit.new(), pats = {}, diags = {} }
+   local g = { e = emit.new(), pats = {}, diags = {}, depth = 0 }
    for k, v in pairs(Gen) do g[k] = v end
    return g
 end
@@ -54,6 +56,12 @@ function Gen:go(line)
 end
 
 -- Expression code, streamed into the buffer.
+-- Lua's parser allows about 200 nested syntactic levels (LUAI_MAXCCALLS); one policy level can
+-- take three (a call, a closure, a table). Long left-nested chains are flattened below; anything
+-- still nested deeper than MAX_DEPTH is a located diagnostic rather than Lua that does not load.
+local MAX_DEPTH = 50
+local CHAIN = 8 -- flatten left-nested chains longer than this
+
 function Gen:expr(n)
    self:go(n.line)
    local f = DISPATCH[n.tag]
@@ -61,7 +69,35 @@ function Gen:expr(n)
       self:put("None --[[unsupported " .. tostring(n.tag) .. "]]")
       return
    end
+   local d = self.depth + 1
+   if d > MAX_DEPTH then
+      if not self.too_deep then
+         self.too_deep = true
+         self.diags[#self.diags + 1] = { code = "E402", kind = "too-deep", line = n.line or 1, column = n.col or 1,
+            message = "expression nested too deeply (more than " .. MAX_DEPTH .. " levels)" }
+      end
+      self:put("None")
+      return
+   end
+   self.depth = d
    f(self, n)
+   self.depth = d - 1
+end
+
+-- Operands of a left-nested chain `((a op b) op c) ...` whose operators all satisfy `same`.
+local function chain(n, same)
+   local ops, rights = {}, {}
+   local x = n
+   while x.tag == "BinOp" and same(x.op) do
+      ops[#ops + 1], rights[#rights + 1] = x.op, x.right
+      x = x.left
+   end
+   local operands, order = { x }, {}
+   for i = #rights, 1, -1 do
+      operands[#operands + 1] = rights[i]
+      order[#order + 1] = ops[i]
+   end
+   return operands, order
 end
 
 function Gen:list_of(nodes, sep)
@@ -280,6 +316,38 @@ end
 
 function Gen:x_BinOp(n)
    local op = n.op
+   if (op == "and" or op == "or") and n.left.tag == "BinOp" and n.left.op == op then
+      local operands = chain(n, function(o) return o == op end)
+      if #operands > CHAIN then
+         -- ANDS(a, {f2, f3, ...}): one nesting level for any length
+         self:put(op == "and" and "ANDS(" or "ORS(")
+         self:expr(operands[1])
+         self:put(", {")
+         for i = 2, #operands do
+            self:put("function() return (")
+            self:expr(operands[i])
+            self:put(") end, ")
+         end
+         self:put("})")
+         return
+      end
+   end
+   if BIN[op] and n.left.tag == "BinOp" and BIN[n.left.op] then
+      local operands, ops = chain(n, function(o) return BIN[o] ~= nil end)
+      if #operands > CHAIN then
+         -- (function() local t = a; t = op(t, b); ... return t end)()
+         self:put("(function() local t = (")
+         self:expr(operands[1])
+         self:put("); ")
+         for i = 2, #operands do
+            self:put("t = " .. BIN[ops[i - 1]] .. "(t, ")
+            self:expr(operands[i])
+            self:put("); ")
+         end
+         self:put("return t end)()")
+         return
+      end
+   end
    if op == "and" or op == "or" then
       self:put(op == "and" and "AND(" or "OR(")
       self:expr(n.left)

@@ -242,3 +242,40 @@ describe("compiler.codegen diagnostics", function()
       assert.same({ 3, 15, "E309" }, { diags[1].line, diags[1].column, diags[1].code })
    end)
 end)
+
+describe("compiler.codegen on long and deep expressions", function()
+   local rt = require "rt"
+   local function analyze(src, trace)
+      local pol, err = rt.load(src, "invariant", "t")
+      if not pol then return nil, err end
+      return rt.analyze(pol, trace)
+   end
+
+   it("flattens 2000-operand `or` and `-` chains (Lua's parser nests at most ~200 levels)", function()
+      local parts = {}
+      for i = 1, 2000 do parts[i] = '"w' .. i .. '" in m.content' end
+      parts[2000] = '"hello" in m.content'
+      local vs = assert(analyze("raise \"x\" if:\n    (m: Message)\n    " .. table.concat(parts, " or ") .. "\n",
+         { { role = "user", content = "hello" } }))
+      assert.equal(1, #vs)
+      vs = assert(analyze("raise \"x\" if:\n    (m: Message)\n    " .. ("1 - "):rep(2000) .. "1 == -1999\n",
+         { { role = "user", content = "hello" } }))
+      assert.equal(1, #vs)
+   end)
+
+   it("keeps Python short-circuit in flattened chains", function()
+      local parts = { "m.content is None" }
+      for i = 2, 12 do parts[i] = 'm.content.upper() == "X' .. i .. '"' end
+      parts[13] = "m.role == \"user\""
+      local vs = assert(analyze("raise \"x\" if:\n    (m: Message)\n    " .. table.concat(parts, " or ") .. "\n",
+         { { role = "user", content = require("cjson").null } }))
+      assert.equal(1, #vs)
+   end)
+
+   it("reports nesting deeper than the limit as a located diagnostic (E402)", function()
+      local compiler = require "compiler"
+      local lua, diags = compiler.compile("raise \"x\" if:\n    (m: Message)\n    " .. ("not "):rep(100) .. "True\n")
+      assert.is_nil(lua)
+      assert.same({ "E402", 3 }, { diags[1].code, diags[1].line })
+   end)
+end)
