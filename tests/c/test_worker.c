@@ -253,6 +253,38 @@ static void test_ops(struct zyg *z)
     wk_kill(&w);
 }
 
+/* big requests cross the socket in pieces; a malformed frame ends the worker */
+static void test_frames(struct zyg *z)
+{
+    struct wk w = WK_INIT;
+    struct pe_err e;
+    size_t big = (size_t)2 << 20, i;
+    char *req = malloc(big + 64);
+    json_t *j;
+    int rc, n;
+    if (req == NULL || zyg_spawn(z, &w, &e) != PE_OK) {
+        free(req);
+        return;
+    }
+    n = snprintf(req, 64, "{\"op\":\"eval\",\"code\":\"return #'");
+    for (i = 0; i < big; i++)
+        req[(size_t)n + i] = 'a';
+    memcpy(req + n + big, "'\"}", 4);
+    j = call(&w, req, 10000, &rc);
+    ok(is_ok(j) && json_integer_value(json_object_get(json_object_get(j, "result"), "value")) ==
+                       (json_int_t)big,
+       "2 MiB request answered (partial reads and writes)");
+    json_decref(j);
+    free(req);
+    /* a header announcing 2 GiB: the worker treats it as a protocol error and leaves */
+    rc = (int)write(w.fd, "\0\0\0\x80\1\0\0\0", 8);
+    j = call(&w, "{\"op\":\"ping\"}", 2000, &rc);
+    ok(j == NULL && (rc == PE_EDEAD || rc == PE_EPROTO),
+       "oversized frame: the worker leaves, the host sees it dead (%s)", pe_status_str(rc));
+    json_decref(j);
+    wk_kill(&w);
+}
+
 static void test_many(struct zyg *z)
 {
     enum { N = 100 };
@@ -350,6 +382,7 @@ int main(void)
     zp = zyg_pid(z);
     test_basic(z);
     test_ops(z);
+    test_frames(z);
     test_many(z);
     test_roundtrip(z);
     zyg_free(z);
