@@ -109,6 +109,15 @@ describe("links and html_code", function()
    end)
 end)
 
+describe("html_code parsing details (checked against Python's html.parser)", function()
+   it("handles unquoted and upper-case attributes, '>' inside quotes, entities, comments", function()
+      local r = D.html_code(nil, A("<IMG SRC=x ALT=unquoted><img alt=\"a > b\"><!-- <img alt='c'> -->"
+         .. "<img alt='multi\nline'/><a HREF=\"x?a=1&amp;b=2\"><img alt='a' alt='b'><p><img alt=\"\">"))
+      assert.are.same({ "unquoted", "a > b", "multi\nline", "b", "" }, plain(value.attr(r, "alt_texts")))
+      assert.are.equal("x?a=1&b=2", plain(value.attr(r, "links"))[1])
+   end)
+end)
+
 describe("python_code", function()
    it("reports imports, builtins and calls", function()
       local r = D.python_code(nil, A(value.attr(value.attr(value.attr(st.calls[1], "function"),

@@ -231,13 +231,38 @@ local function attrs(body)
    return out
 end
 
+-- iterator over (tag name, attribute text) of the start tags of s; quoted attribute values may
+-- contain '>'
+local function start_tags(s)
+   local pos = 1
+   return function()
+      local a, b, name = sfind(s, "<([%a][%w]*)", pos)
+      if not a then return nil end
+      local p = b + 1
+      local q
+      while p <= #s do
+         local c = ssub(s, p, p)
+         if q then
+            if c == q then q = nil end
+         elseif c == '"' or c == "'" then
+            q = c
+         elseif c == ">" then
+            break
+         end
+         p = p + 1
+      end
+      pos = p + 1
+      return name, ssub(s, b + 1, p - 1)
+   end
+end
+
 function D.html_code(_, args, kwargs)
    local alts, links, seen = {}, {}, {}
    for _, t in ipairs(texts(getarg(args, kwargs, 1, "data"))) do
       local s = vstr(t)
       -- strip comments
       s = sgsub(s, "<!%-%-.-%-%->", "")
-      for tag, body in s:gmatch("<([%a][%w]*)([^>]*)>") do
+      for tag, body in start_tags(s) do
          tag = slower(tag)
          if tag == "img" then
             local a = attrs(body)
