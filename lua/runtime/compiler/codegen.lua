@@ -161,15 +161,25 @@ function Gen:x_List(n)
 end
 
 function Gen:x_Dict(n)
-   self:put("V.dict({")
-   local keys = {}
-   for i, en in ipairs(n.entries) do
-      if i > 1 then self:put(", ") end
-      self:go(en.line)
-      self:put(emit.key(en.key))
-      self:expr(en.value)
-      keys[#keys + 1] = S(en.key)
+   -- duplicate keys: the last value wins at the position of the first occurrence (Python); the
+   -- earlier values are not evaluated (a Lua constructor's order for repeated keys is undefined)
+   local last, order, seen = {}, {}, {}
+   for _, en in ipairs(n.entries) do
+      last[en.key] = en
+      if not seen[en.key] then seen[en.key] = true; order[#order + 1] = en.key end
    end
+   self:put("V.dict({")
+   local keys, first = {}, true
+   for _, en in ipairs(n.entries) do
+      if last[en.key] == en then
+         if not first then self:put(", ") end
+         first = false
+         self:go(en.line)
+         self:put(emit.key(en.key))
+         self:expr(en.value)
+      end
+   end
+   for i, k in ipairs(order) do keys[i] = S(k) end
    self:put("}, {" .. concat(keys, ", ") .. "})")
 end
 
