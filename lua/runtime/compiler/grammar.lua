@@ -382,7 +382,8 @@ local function build(rec)
    local tdq = P'"""' * C((1 - P'"""' - S"\1\2")^0) * P'"""'
    local tsq = P"'''" * C((1 - P"'''" - S"\1\2")^0) * P"'''"
    local prefix = C(S"rf"^-1)
-   local strbody = Cc'"""' * tdq + Cc"'''" * tsq + Cc'"' * dq + Cc"'" * sq
+   local strbody = Cc'"""' * tdq + Cc"'''" * tsq + Cc'"' * -P'"""' * dq + Cc"'" * -P"'''" * sq
+
    local digits = R"09"^1
    local exponent = S"eE" * S"+-"^-1 * digits
    local number = (digits * (P"." * R"09"^0)^-1 + P"." * digits) * exponent^-1
@@ -460,16 +461,21 @@ function B.list_or_comp(pos, t)
 end
 
 local fast, recording
-local STRING_ONLY -- set by grammars()
+local STRING_ONLY, STRING_STRICT -- set by grammars()
 
 local function grammars()
    if not fast then
       fast = build(false)
       local q3d, q3s, dq, sq = P'"""', P"'''", P'"', P"'"
       local bs, stop = P"\\", S"\n\1\2\3"
+      local mk = S"\1\2"
+      STRING_STRICT = S"rf"^-1 * (q3d * (1 - q3d - mk)^0 * q3d + q3s * (1 - q3s - mk)^0 * q3s
+         + -q3d * dq * (bs * (1 - stop) + (1 - dq - bs - stop))^0 * dq
+         + -q3s * sq * (bs * (1 - stop) + (1 - sq - bs - stop))^0 * sq)
       STRING_ONLY = S"rf"^-1 * (q3d * (1 - q3d)^0 * q3d + q3s * (1 - q3s)^0 * q3s
-         + dq * (bs * (1 - stop) + (1 - dq - bs - stop))^0 * dq
-         + sq * (bs * (1 - stop) + (1 - sq - bs - stop))^0 * sq)
+
+         + -q3d * dq * (bs * (1 - stop) + (1 - dq - bs - stop))^0 * dq
+         + -q3s * sq * (bs * (1 - stop) + (1 - sq - bs - stop))^0 * sq)
 
       recording = build(true)
    end
@@ -623,8 +629,13 @@ function M.parse_text(state)
    local line, col = indent.locate(state, far)
    local found = describe_found(text, far)
    local msg = "expected " .. describe_expected(exp) .. " but found " .. found
-   if find(text, "^[rf]?[\"']", far) and not lpeg.match(STRING_ONLY, text, far) then
-      msg = "unterminated string literal"
+   if find(text, "^[rf]?[\"']", far) and not lpeg.match(STRING_STRICT, text, far) then
+      if not lpeg.match(STRING_ONLY, text, far) then
+         msg = "unterminated string literal"
+      else
+         msg = "this triple-quoted string breaks the indentation of its block (a line in it ends in ':'"
+            .. " before a more indented line, or is less indented than the block)"
+      end
    end
    if found == "'='" then msg = msg .. " (use '==' to compare, ':=' to bind)" end
    return nil, diag.new("E101", "syntax", line, col, msg)

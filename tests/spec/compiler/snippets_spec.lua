@@ -127,6 +127,9 @@ local rejected = {
    { "else without if", H .. "1 else 2", { 2, 7, "syntax" } },
    { "dict closing brace dedents (reference hazard)", H .. "x := {\n        'a': 1\n}", { 3, 15, "syntax" } },
    { "column-0 comment closes the body (reference hazard)", H .. "(m: Message)\n# c\n    m.role == 'x'", { 4, 6, "syntax" } },
+   { "triple-quoted string whose lines dedent the block", H .. 'x := """\nabc\n"""', { 2, 10, "syntax" } },
+   { "triple-quoted string with a ':' line before a deeper line", H .. 'x := """\n      key:\n        v\n    """', { 2, 10, "syntax" } },
+   { "unterminated triple-quoted string", H .. 'x := """\n      abc', { 2, 10, "syntax" } },
    -- semantic
    { "unknown identifier", H .. "(m: Message)\n    msg.role == 'user'", { 3, 5, "unknown-identifier" } },
    { "unknown identifier in raise", 'raise Violation(x) if:\n    1', { 1, 17, "unknown-identifier" } },
