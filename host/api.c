@@ -906,9 +906,9 @@ static void h_mon_create(struct http_req *rq, struct http_resp *rs)
     if (pol_id) {
         pol = store_pol_get(api_cfg.store, sess_id(s), pol_id);
         if (!pol) {
-            close_sess(s);
-            json_decref(b);
             http_err(rs, 404, "not_found", "no policy '%s' in session '%s'", pol_id, rq->param[0]);
+            close_sess(s);
+            json_decref(b); /* pol_id pointed into b */
             return;
         }
         src = json_string_value(json_object_get(pol, "policy"));
