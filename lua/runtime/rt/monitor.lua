@@ -11,6 +11,9 @@
 -- Rules that are not monotone in the trace (quantifiers or predicates over open domains,
 -- whole-trace conditions — flagged statically or detected at run time through run.touched) are
 -- re-evaluated over the whole trace and filtered to models binding a pending event.
+local getmetatable, ipairs, pairs, require = getmetatable, ipairs, pairs, require
+_ENV = nil
+
 local value = require "rt.value"
 local engine = require "rt.engine"
 local trace = require "rt.trace"
@@ -19,137 +22,137 @@ local M = {}
 local getmt = getmetatable
 
 function M.new(pol, params)
-  local all = {}
-  -- violations: every violation this monitor has reported, in order
-  return { pol = pol, params = params, st = trace.new(), reported = {}, events_seen = 0,
-    rstate = {}, all = all, violations = all }
+   local all = {}
+   -- violations: every violation this monitor has reported, in order
+   return { pol = pol, params = params, st = trace.new(), reported = {}, events_seen = 0,
+      rstate = {}, all = all, violations = all }
 end
 
 local function binds_pending(m, past_len)
-  for _, x in pairs(m.b) do
-    if getmt(x) == value.Event and x.idx >= past_len then return true end
-  end
-  return false
+   for _, x in pairs(m.b) do
+      if getmt(x) == value.Event and x.idx >= past_len then return true end
+   end
+   return false
 end
 
 local LISTS = engine.EVENT_KINDS
 
 local function fallback(R, run, past_len)
-  local ms = engine.solve(R, run)
-  local keep = {}
-  for _, m in ipairs(ms) do
-    if binds_pending(m, past_len) then keep[#keep + 1] = m end
-  end
-  return keep
+   local ms = engine.solve(R, run)
+   local keep = {}
+   for _, m in ipairs(ms) do
+      if binds_pending(m, past_len) then keep[#keep + 1] = m end
+   end
+   return keep
 end
 
 local function open_vars(R)
-  local o = {}
-  for _, v in ipairs(R.vars) do if v.domain == nil then o[#o + 1] = v end end
-  return o
+   local o = {}
+   for _, v in ipairs(R.vars) do if v.domain == nil then o[#o + 1] = v end end
+   return o
 end
 
 -- new values of the open domain of v since the lengths recorded in `lens`
 local function new_domain(st, v, lens, new_events)
-  local ln = LISTS[v.type]
-  if ln then
-    local l = st[ln]
-    local out = {}
-    for i = lens[ln] + 1, #l do out[#out + 1] = l[i] end
-    return out
-  end
-  return trace.select(v.type, value.list(new_events))
+   local ln = LISTS[v.type]
+   if ln then
+      local l = st[ln]
+      local out = {}
+      for i = lens[ln] + 1, #l do out[#out + 1] = l[i] end
+      return out
+   end
+   return trace.select(v.type, value.list(new_events))
 end
 
 local function incremental(mon, R, run, lens, new_events, past_len)
-  local rs = mon.rstate[R]
-  if not rs then rs = { cands = {} }; mon.rstate[R] = rs end
-  local opens = open_vars(R)
-  if #opens == 0 then return fallback(R, run, past_len) end
-  local S = engine.new_state(R, run, {})
-  local e = {}
-  -- root items (no typed variable) must hold; they do not depend on the trace for monotone rules
-  local pre, bound0 = engine.pre_items(R, {})
-  local ok = engine.run_items(S, pre, e)
-  if not ok then return {} end
-  local old_n = {}
-  for _, v in ipairs(opens) do
-    local c = rs.cands[v.name]
-    if not c then
-      c = { vals = {}, lets = {}, letnames = {}, marks = {}, seqs = {}, n = 0 }
-      rs.cands[v.name] = c
-    end
-    old_n[v.name] = c.n
-    local unit = rs.units and rs.units[v.name]
-    if not unit then
-      rs.units = rs.units or {}
-      unit = engine.unit_items(R, v, bound0)
-      rs.units[v.name] = unit
-    end
-    local dom = new_domain(run.trace, v, lens, new_events)
-    if #dom > 0 then
-      local nc = engine.filter_candidates(S, v, unit, dom, e)
-      c.letnames = nc.letnames
-      for i = 1, nc.n do
-        local k = c.n + i
-        c.vals[k] = nc.vals[i]
-        c.lets[k] = nc.lets[i]
-        c.marks[k] = nc.marks[i]
-        if c.seqs and nc.seqs then c.seqs[k] = nc.seqs[i] else c.seqs = nil end
+   local rs = mon.rstate[R]
+   if not rs then rs = { cands = {} }; mon.rstate[R] = rs end
+   local opens = open_vars(R)
+   if #opens == 0 then return fallback(R, run, past_len) end
+   local S = engine.new_state(R, run, {})
+   local e = {}
+   -- root items (no typed variable) must hold; they do not depend on the trace for monotone rules
+   local pre, bound0 = engine.pre_items(R, {})
+   local ok = engine.run_items(S, pre, e)
+   if not ok then return {} end
+   local old_n = {}
+   for _, v in ipairs(opens) do
+      local c = rs.cands[v.name]
+      if not c then
+         c = { vals = {}, lets = {}, letnames = {}, marks = {}, seqs = {}, n = 0 }
+         rs.cands[v.name] = c
       end
-      c.n = c.n + nc.n
-    end
-  end
-  local models = {}
-  for i, v in ipairs(opens) do
-    local c = rs.cands[v.name]
-    if c.n > old_n[v.name] then
-      local restrict = {}
-      for j, w in ipairs(opens) do
-        if j < i then restrict[w.name] = { 1, old_n[w.name] }
-        elseif j == i then restrict[w.name] = { old_n[w.name] + 1, c.n } end
+      old_n[v.name] = c.n
+      local unit = rs.units and rs.units[v.name]
+      if not unit then
+         rs.units = rs.units or {}
+         unit = engine.unit_items(R, v, bound0)
+         rs.units[v.name] = unit
       end
-      local ms = engine.solve(R, run, { cands = rs.cands, restrict = restrict })
-      for _, m in ipairs(ms) do models[#models + 1] = m end
-    end
-  end
-  return models
+      local dom = new_domain(run.trace, v, lens, new_events)
+      if #dom > 0 then
+         local nc = engine.filter_candidates(S, v, unit, dom, e)
+         c.letnames = nc.letnames
+         for i = 1, nc.n do
+            local k = c.n + i
+            c.vals[k] = nc.vals[i]
+            c.lets[k] = nc.lets[i]
+            c.marks[k] = nc.marks[i]
+            if c.seqs and nc.seqs then c.seqs[k] = nc.seqs[i] else c.seqs = nil end
+         end
+         c.n = c.n + nc.n
+      end
+   end
+   local models = {}
+   for i, v in ipairs(opens) do
+      local c = rs.cands[v.name]
+      if c.n > old_n[v.name] then
+         local restrict = {}
+         for j, w in ipairs(opens) do
+            if j < i then restrict[w.name] = { 1, old_n[w.name] }
+            elseif j == i then restrict[w.name] = { old_n[w.name] + 1, c.n } end
+         end
+         local ms = engine.solve(R, run, { cands = rs.cands, restrict = restrict })
+         for _, m in ipairs(ms) do models[#models + 1] = m end
+      end
+   end
+   return models
 end
 
 function M.push(mon, events)
-  local st = mon.st
-  local past_len = #st.events
-  local lens = {}
-  for _, ln in pairs(LISTS) do lens[ln] = #st[ln] end
-  local new_events, err = trace.append(st, events)
-  if not new_events then return nil, err end
-  mon.events_seen = #st.events
-  local run = { trace = st, params = mon.params, policy = mon.pol }
-  local rt = require "rt"
-  local vs, e2 = rt.evaluate(mon.pol, run, function(R)
-    local an = engine.analyse(R)
-    if an.nonmono or R.monitor_fallback then return fallback(R, run, past_len) end
-    run.touched = false
-    local ms = incremental(mon, R, run, lens, new_events, past_len)
-    if run.touched then
-      -- the rule looked at the whole trace: from now on re-evaluate it entirely
-      R.monitor_fallback = true
-      mon.rstate[R] = nil
-      return fallback(R, run, past_len)
-    end
-    return ms
-  end)
-  if not vs then return nil, e2 end
-  local out, newkeys = {}, {}
-  for _, v in ipairs(vs) do
-    if not mon.reported[v.key] then
-      out[#out + 1] = v
-      newkeys[v.key] = true
-    end
-  end
-  for k in pairs(newkeys) do mon.reported[k] = true end
-  for _, v in ipairs(out) do mon.all[#mon.all + 1] = v end
-  return out
+   local st = mon.st
+   local past_len = #st.events
+   local lens = {}
+   for _, ln in pairs(LISTS) do lens[ln] = #st[ln] end
+   local new_events, err = trace.append(st, events)
+   if not new_events then return nil, err end
+   mon.events_seen = #st.events
+   local run = { trace = st, params = mon.params, policy = mon.pol }
+   local rt = require "rt"
+   local vs, e2 = rt.evaluate(mon.pol, run, function(R)
+      local an = engine.analyse(R)
+      if an.nonmono or R.monitor_fallback then return fallback(R, run, past_len) end
+      run.touched = false
+      local ms = incremental(mon, R, run, lens, new_events, past_len)
+      if run.touched then
+         -- the rule looked at the whole trace: from now on re-evaluate it entirely
+         R.monitor_fallback = true
+         mon.rstate[R] = nil
+         return fallback(R, run, past_len)
+      end
+      return ms
+   end)
+   if not vs then return nil, e2 end
+   local out, newkeys = {}, {}
+   for _, v in ipairs(vs) do
+      if not mon.reported[v.key] then
+         out[#out + 1] = v
+         newkeys[v.key] = true
+      end
+   end
+   for k in pairs(newkeys) do mon.reported[k] = true end
+   for _, v in ipairs(out) do mon.all[#mon.all + 1] = v end
+   return out
 end
 
 return M
