@@ -91,12 +91,19 @@ conv = function(x)
 end
 M.from_json = conv
 
+-- a JSON object (checked by the caller with is_obj) -> Dict, in place
 local function conv_dict(t)
-   -- a JSON object expected (empty table counts as an empty dict)
-   if next(t) == nil then return setmetatable(t, Dict) end
-   local v = conv(t)
-   if getmetatable(v) ~= Dict then invalid("expected an object") end
-   return v
+   for k, v in pairs(t) do
+      local tv = type(v)
+      if tv == "number" then
+         if mtype(v) == "float" and v == floor(v) and v > -9007199254740992 and v < 9007199254740992 then
+            t[k] = tointeger(v)
+         end
+      elseif tv == "table" or (tv == "string" and sbyte(v, 1) == 0) then
+         t[k] = conv(v)
+      end
+   end
+   return setmetatable(t, Dict)
 end
 
 ------------------------------------------------------------------------------------------------
@@ -135,7 +142,8 @@ end
 -- field validation helpers
 
 local function is_obj(x)
-   return type(x) == "table" and x ~= None and getmetatable(x) == nil and (next(x) == nil or #x == 0)
+   -- None is a light userdata, so type() already excludes it
+   return type(x) == "table" and getmetatable(x) == nil and #x == 0
 end
 
 -- a JSON string (not a float literal kept as a string by trace.decode; those can only exist
