@@ -695,9 +695,9 @@ int wk_call(struct wk *w, const char *req, size_t len, int timeout_ms, char **re
             size_t *resp_len, struct pe_err *err)
 {
     static uint32_t next_id;
-    uint32_t id, rid;
+    uint32_t id, rid = 0;
     long long deadline = timeout_ms > 0 ? mono_ms() + timeout_ms : 0;
-    int rc, left;
+    int rc;
 
     *resp = NULL;
     *resp_len = 0;
@@ -709,7 +709,7 @@ int wk_call(struct wk *w, const char *req, size_t len, int timeout_ms, char **re
     id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
     rc = ipc_send(w->fd, id, req, len, wk_max_frame, timeout_ms > 0 ? timeout_ms : 3600000, err);
     if (rc == PE_OK) {
-        left = deadline ? (int)(deadline - mono_ms()) : 0;
+        int left = deadline ? (int)(deadline - mono_ms()) : 0;
         if (deadline && left <= 0)
             rc = pe_err_set(err, PE_ETIMEDOUT, "worker: no answer within %d ms", timeout_ms);
         else

@@ -85,8 +85,8 @@ static void test_budget(void)
     expect("local x <close> = setmetatable({}, {__close = function() while true do end end}) "
            "error('x')",
            PE_EDEADLINE, "loop in __close during unwinding");
-    expect("local t = {3, 2, 1} table.sort(t, function(a, b) while true do end end)",
-           PE_EDEADLINE, "loop in a table.sort comparator");
+    expect("local t = {3, 2, 1} table.sort(t, function(a, b) while true do end end)", PE_EDEADLINE,
+           "loop in a table.sort comparator");
     expect("string.gsub('abc', '.', function() while true do end end)", PE_EDEADLINE,
            "loop in a gsub callback");
     expect("tostring(setmetatable({}, {__tostring = function() while true do end end}))",
@@ -223,8 +223,9 @@ static void test_recursion(void)
 static void test_fail_after(void)
 {
     struct pe_err e;
-    int n, rc, fails = 0, oks = 0;
+    int n, fails = 0, oks = 0;
     for (n = 0; n < 402; n += 6) {
+        int rc;
         sbx_fail_after(S, n);
         rc = run("local t = {} for i = 1, 20 do t[i] = {tostring(i)} end", &e);
         sbx_fail_after(S, -1);
