@@ -1,9 +1,9 @@
 -- rt.policy: the declaration API used by compiled and Lua-authored policies (docs/policy-api.md)
 -- and the loader that runs a policy chunk in a fresh, restricted environment.
-local _G, error, getmetatable, ipairs, load, math, next, pairs, pcall, rawset, require, setmetatable,
-   string, table, tonumber, tostring, type, utf8 =
-   _G, error, getmetatable, ipairs, load, math, next, pairs, pcall, rawset, require, setmetatable,
-   string, table, tonumber, tostring, type, utf8
+local _G, error, getmetatable, ipairs, load, math, next, pairs, pcall, rawget, rawset, require,
+   setmetatable, string, table, tonumber, tostring, type, utf8 =
+   _G, error, getmetatable, ipairs, load, math, next, pairs, pcall, rawget, rawset, require,
+   setmetatable, string, table, tonumber, tostring, type, utf8
 _ENV = nil
 -- luacheck: no unused args
 
@@ -348,6 +348,10 @@ end
 local function safe_setmetatable(t, mt)
    if PROTECTED[getmetatable(t)] or PROTECTED[mt] then
       error("cannot change the metatable of a runtime value", 2)
+   end
+   if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+      -- a finalizer would run outside this policy's evaluation (and its budget)
+      error("__gc metamethods are not allowed in policies", 2)
    end
    return setmetatable(t, mt)
 end

@@ -105,3 +105,11 @@ policy.rule { line = 1, raise = "x", vars = { { name = "m", type = "Message", li
     end)
   end)
 end)
+
+describe("Lua-authored policies, finalizers", function()
+  it("cannot install __gc metamethods", function()
+    local pol, err = rt.load("setmetatable({}, { __gc = function() end })", "lua", "gc")
+    assert.is_nil(pol)
+    assert.equal("policy_invalid", err.code)
+  end)
+end)
