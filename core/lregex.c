@@ -28,7 +28,7 @@
 #define VREGEX_DEPTH_LIMIT 20000u
 #endif
 #ifndef VREGEX_HEAP_LIMIT_KIB
-#define VREGEX_HEAP_LIMIT_KIB 32768u
+#define VREGEX_HEAP_LIMIT_KIB 16384u
 #endif
 #ifndef VREGEX_MAX_PATTERN
 #define VREGEX_MAX_PATTERN 65536u
@@ -386,23 +386,25 @@ static int l_escape(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg rx_methods[] = {
-    {"match", l_match}, {"search", l_search}, {"find_all", l_find_all}, {"groups", l_groups},
-    {NULL, NULL}};
+static const luaL_Reg rx_methods[] = {{"match", l_match},
+                                      {"search", l_search},
+                                      {"find_all", l_find_all},
+                                      {"groups", l_groups},
+                                      {NULL, NULL}};
 
 static const luaL_Reg vregex_lib[] = {{"compile", l_compile}, {"escape", l_escape}, {NULL, NULL}};
 
 int luaopen_vregex(lua_State *L)
 {
-    if (luaL_newmetatable(L, RX_MT)) { /* push metatable */
-        luaL_newlib(L, rx_methods);    /* push methods */
+    if (luaL_newmetatable(L, RX_MT)) {  /* push metatable */
+        luaL_newlib(L, rx_methods);     /* push methods */
         lua_setfield(L, -2, "__index"); /* pop methods */
         lua_pushcfunction(L, l_gc);
         lua_setfield(L, -2, "__gc");
         lua_pushliteral(L, "vregex.rx");
         lua_setfield(L, -2, "__name");
     }
-    lua_pop(L, 1); /* pop metatable */
+    lua_pop(L, 1);              /* pop metatable */
     luaL_newlib(L, vregex_lib); /* push module */
     lua_pushinteger(L, (lua_Integer)VREGEX_MATCH_LIMIT);
     lua_setfield(L, -2, "match_limit");

@@ -29,10 +29,11 @@ int main(void)
         return 1;
     luaL_openlibs(L);
     luaL_requiref(L, "vregex", luaopen_vregex, 1); /* push module */
-    lua_pop(L, 1);                                  /* pop module */
+    lua_pop(L, 1);                                 /* pop module */
 
-    check(L, "local rx = vregex.compile('b+', '') local s, e = rx:search('abb', 0)"
-             " return s == 1 and e == 3",
+    check(L,
+          "local rx = vregex.compile('b+', '') local s, e = rx:search('abb', 0)"
+          " return s == 1 and e == 3",
           "search returns byte offsets");
     check(L, "return vregex.compile('b', ''):match('ab', 0) == nil", "match is anchored");
     check(L, "local rx, err = vregex.compile('(', '') return rx == nil and type(err) == 'string'",
