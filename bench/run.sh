@@ -113,7 +113,7 @@ vb() { timeout 600 "$VB" -a "$ADDR" -t 60 "$@" 2>"$T/vb.err"; }
 # the first failure vbench reported, short: "HTTP 500 internal: message..." or its own message
 vberr() {
     head -n 1 "$T/vb.err" | sed -e 's/^vbench: [A-Z]* [^ ]* -> \([0-9]*\) .*"code":"\([^"]*\)","message":"\([^"]*\)".*/HTTP \1 \2: \3/' \
-        -e 's/^vbench: [A-Z]* [^ ]* -> \([0-9]*\) \(.*\)/HTTP \1 \2/' | cut -c1-110
+        -e 's/^vbench: [A-Z]* [^ ]* -> \([0-9]*\) \(.*\)/HTTP \1 \2/' -e 's/\\n.*//' | cut -c1-110
 }
 # curl_json METHOD PATH [BODYFILE] -> body in $T/c.json, status echoed
 curl_json() {
@@ -138,7 +138,7 @@ REF_content_100="ref 10 ms"; REF_flow2_100="ref 53 ms"; REF_flow3_100="ref 5.7 s
 for r in $RULES; do
     for n in $SIZES; do
         runs=7; [ "$n" = 10000 ] && runs=5; [ "$QUICK" = 1 ] && runs=3
-        out=$(vb -X POST -p /v1/check -b "$T/check-$r-$n.json" -n $runs -w 1 -o "$T/last.json")
+        out=$(vb -X POST -p /v1/check -b "$T/check-$r-$n.json" -n $runs -w 1 -o "$T/last.json" -M 60)
         case $n in 1000) tgt="< 20 ms";; 10000) tgt="< 200 ms";; 100) eval "tgt=\${REF_${r}_100}";; *) tgt="";; esac
         if [ -z "$out" ]; then
             row "a) /v1/check" "$r @ $n events" "n/a: no answer ($(vberr))" "$tgt"
@@ -197,7 +197,8 @@ else
         rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$WPID/status")
         pss=$(awk '/^Pss:/ { print $2 }' "/proc/$WPID/smaps_rollup" 2>/dev/null)
         row "d) idle worker" "VmRSS of worker pid $WPID" "$(awk -v k="$rss" 'BEGIN { printf "%.2f MiB", k / 1024 }')" "< 3 MiB RSS"
-        row "d) idle worker" "Pss (smaps_rollup)" "${pss:+$(awk -v k="$pss" 'BEGIN { printf "%.2f MiB", k / 1024 }')}${pss:-n/a: no smaps_rollup}" "(DESIGN: ~0.25 MiB)"
+        if [ -n "$pss" ]; then pssf=$(awk -v k="$pss" 'BEGIN { printf "%.2f MiB", k / 1024 }'); else pssf="n/a: no smaps_rollup"; fi
+        row "d) idle worker" "Pss of the worker (smaps_rollup)" "$pssf" "(prototype: ~0.25 MiB)"
     fi
     del_session "$SID"
 fi
@@ -218,11 +219,11 @@ for r in $RULES; do
             row "e) monitor" "$label" "n/a: POST .../monitors -> HTTP $st $(head -c 120 "$T/c.json")" ""
             del_session "$SID"; continue
         fi
-        maxs=100; [ "$QUICK" = 1 ] && maxs=30
+        maxs=45; [ "$k" = 10 ] && maxs=30; [ "$QUICK" = 1 ] && maxs=10
         out=$(vb -X POST -p "/v1/sessions/$SID/monitors/$MID/events" -l "$T/chunks$k.ndjson" \
-            -T "$T/times.txt" -M $maxs)
+            -T "$T/times.txt" -M $maxs -S)
         if [ -z "$out" ] || [ "$(field ok "$out")" != "$(field n "$out")" ]; then
-            row "e) monitor" "$label" "n/a: after $(field ok "$out") chunks: $(vberr)" ""
+            row "e) monitor" "$label" "n/a: chunk $(( $(field ok "$out") + 1 )): $(vberr)" ""
             del_session "$SID"; continue
         fi
         nchunks=$(field n "$out")

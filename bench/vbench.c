@@ -7,7 +7,7 @@
  * dependencies; every read and write has a timeout (SO_RCVTIMEO/SO_SNDTIMEO), so it never hangs.
  *
  *   vbench -a HOST:PORT [-X METHOD] -p PATH [-b BODYFILE | -l LINESFILE] [-n N] [-w WARMUP]
- *          [-t TIMEOUT_S] [-M MAX_TOTAL_S] [-o LASTBODY] [-T TIMES] [-D DELETE_PREFIX]
+ *          [-t TIMEOUT_S] [-M MAX_TOTAL_S] [-S] [-o LASTBODY] [-T TIMES] [-D DELETE_PREFIX]
  *          [-H 'Name: value']...
  *
  *   -b    the same body (a file) for every request; -l  one request per line of the file
@@ -15,6 +15,7 @@
  *         DELETE DELETE_PREFIX/<id> (session creation without piling up sessions)
  *   -T    write each request's time in microseconds, one per line
  *   -M    stop sending after this many seconds in total (the output then says truncated=1)
+ *   -S    stop at the first answer that is not 2xx
  *
  * Prints one line: n= ok= status= median_us= p99_us= mean_us= min_us= max_us= total_ms= truncated=
  * (ok counts 2xx answers, status is the last one). The body of the first non-2xx answer goes
@@ -304,7 +305,7 @@ static int json_id(const char *json, char *out, size_t outsz)
 static void usage(void)
 {
     fprintf(stderr, "usage: vbench -a HOST:PORT [-X METHOD] -p PATH [-b FILE | -l FILE] [-n N] "
-                    "[-w WARMUP] [-t TIMEOUT_S] [-M MAX_S] [-o LASTBODY] [-T TIMES] [-D PREFIX] "
+                    "[-w WARMUP] [-t TIMEOUT_S] [-M MAX_S] [-S] [-o LASTBODY] [-T TIMES] [-D PREFIX] "
                     "[-H HEADER]...\n");
 }
 
@@ -314,8 +315,8 @@ int main(int argc, char **argv)
     const char *outfile = NULL, *timesfile = NULL, *delprefix = NULL;
     long n = 1, warm = 0;
     double maxsec = 0;
-    int opt;
-    while ((opt = getopt(argc, argv, "a:X:p:b:l:n:w:t:o:T:D:H:M:")) != -1) {
+    int opt, stop_on_error = 0;
+    while ((opt = getopt(argc, argv, "a:X:p:b:l:n:w:t:o:T:D:H:M:S")) != -1) {
         switch (opt) {
         case 'a': addr = optarg; break;
         case 'X': method = optarg; break;
@@ -329,6 +330,7 @@ int main(int argc, char **argv)
         case 'T': timesfile = optarg; break;
         case 'D': delprefix = optarg; break;
         case 'M': maxsec = strtod(optarg, NULL); break;
+        case 'S': stop_on_error = 1; break;
         case 'H':
             if (g_nheaders < 8)
                 g_headers[g_nheaders++] = optarg;
@@ -425,9 +427,13 @@ int main(int argc, char **argv)
             done++;
             if (status >= 200 && status < 300)
                 ok++;
-            else if (!reported) {
-                reported = 1;
-                fprintf(stderr, "vbench: %s %s -> %d %.300s\n", method, path, status, resp.p);
+            else {
+                if (!reported) {
+                    reported = 1;
+                    fprintf(stderr, "vbench: %s %s -> %d %.300s\n", method, path, status, resp.p);
+                }
+                if (stop_on_error)
+                    break;
             }
         }
         if (closed) {

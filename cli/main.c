@@ -461,7 +461,8 @@ static void print_violation(const char *policy_file, const char *raw, size_t n,
     const struct js *kw = js_get(v, "kwargs");
     if (kw && kw->type == JS_OBJECT && kw->len > 0) {
         for (size_t i = 0; i < kw->len; i++) {
-            printf("  %-9s ", kw->keys[i]);
+            size_t kl = strlen(kw->keys[i]);
+            printf("  %s:%*s", kw->keys[i], kl < 9 ? (int)(9 - kl) : 1, "");
             print_span(raw, kw->items[i]);
             putchar('\n');
         }
