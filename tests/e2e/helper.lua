@@ -14,6 +14,13 @@ H.bin = H.build .. "/vigild"
 H.EMPTY = setmetatable({}, { __tostring = function() return "<empty>" end })
 H.ANY = setmetatable({}, { __tostring = function() return "<any>" end })
 H.null = cjson.null
+-- lua-cjson 2.1.0 encodes an empty table as {}: use H.A0 where a request needs [].
+H.A0 = "__vigil_empty_array__"
+
+local function encode(t)
+   return (assert(cjson.encode(t)):gsub('"__vigil_empty_array__"', "[]"))
+end
+H.encode = encode
 
 local function sh_quote(s)
    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
@@ -154,7 +161,7 @@ function Server:request(method, path, body, headers)
          file = body.file
       else
          file = base .. ".in"
-         spit(file, type(body) == "table" and assert(cjson.encode(body)) or body)
+         spit(file, type(body) == "table" and encode(body) or body)
       end
       args[#args + 1] = "-H"
       args[#args + 1] = "Content-Type: application/json"
