@@ -24,6 +24,7 @@ end
 local have_trace, trace = pcall(require, "rt.trace")
 local decode = (have_trace and type(trace) == "table" and trace.decode) or cjson.decode
 local List = rt and rt.value and rt.value.List
+local Dict = rt and rt.value and rt.value.Dict
 
 _ENV = nil
 
@@ -52,20 +53,33 @@ local EMPTY_PAT = sgsub(EMPTY_JSON, "%p", "%%%0")
 local ARRAY_KEYS = { violations = true, rules = true, diagnostics = true, ranges = true,
   args = true }
 
+-- Returns t, or a copy of the path down to every empty array with that array replaced by the
+-- sentinel: the tables rendered may share sub-tables with the session state (trace values,
+-- monitor history), which must never be mutated.
 local function fix_arrays(t, key, depth, seen)
-  if depth > 200 or seen[t] then return t end
+  local mt = getmetatable(t)
   if next(t) == nil then
-    if ARRAY_KEYS[key] or (List and getmetatable(t) == List) then return EMPTY end
+    if mt == Dict then return t end
+    if (List and mt == List) or ARRAY_KEYS[key] then return EMPTY end
     return t
   end
+  if depth > 200 or seen[t] then return t end
   seen[t] = true
+  local copy
   for k, v in pairs(t) do
     if type(v) == "table" then
       local f = fix_arrays(v, k, depth + 1, seen)
-      if f ~= v then t[k] = f end
+      if f ~= v then
+        if not copy then
+          copy = {}
+          for k2, v2 in pairs(t) do copy[k2] = v2 end
+        end
+        copy[k] = f
+      end
     end
   end
-  return t
+  seen[t] = nil
+  return copy or t
 end
 
 local function encode(t)
