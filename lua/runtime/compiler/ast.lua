@@ -10,7 +10,7 @@
 --   {tag="Policy", stmts={<stmt>...}, rules={<Rule>...}, consts={<Const>...}, preds={<Predicate>...},
 --        imports={<Import>...}}               -- rules/consts/preds/imports: filled by the parser, in
 --                                             -- source order (imports: also those found in bodies)
---   {tag="Import", module="a.b", alias=<string|nil>, names=<nil|{<ImportName>...}>}
+--   {tag="Import", module="a.b", alias=<string|nil>, alias_line, alias_col, names=<nil|{<ImportName>...}>}
 --        `import a` (alias=nil, names=nil, binds "a"); `import a.b as x` (alias="x", binds "x");
 --        `from a.b import c, d as e` (names = {ImportName...}). Position: the `import`/`from` keyword.
 --        Imports may also appear as body items (global effect, evaluate to nothing).
@@ -20,7 +20,7 @@
 --        `raise "msg" if:` (raise = Str), `raise name if:` (Name), `raise F(args) if:` (Call; the
 --        callee may be a Member chain). decls (set by scope): every declaration of the rule,
 --        including those inside nested quantifier bodies, in source order.
---   {tag="Const", name="X", name_line, name_col, value=<expr>, body={<item>...}}
+--   {tag="Const", name="X", name_line, name_col, value=<expr>, body={<item>...}, decls={...}}
 --        `X := expr` (body = {value}) or block form `X :=`/`X:` + indented block (value = body[1];
 --        only the first expression is ever evaluated). Position: the name.
 --   {tag="Predicate", name="f", params={<Param>...}, body={<item>...}, decls={...}}
@@ -36,7 +36,8 @@
 --   {tag="Quantifier", func=<Name|Member>, kind=<"forall"|"count"|string>, negated=<bool>,
 --        args={<expr>...}, kwargs={<Kwarg>...}, body={<item>...}, decls={...}}
 --        `forall:` / `count(min=2, max=3):` / `not forall:` + indented block. kind: the name the head
---        resolves to (for `from invariant import forall as fa`, kind="forall"; set by scope).
+--        resolves to (for `from invariant import forall as fa`, kind="forall"; set by scope;
+--        nil when the head is not a quantifier, which is diagnostic E310).
 --        decls: declarations made directly in this block (typed vars / assigns). Position: the
 --        head (the `not` keyword when negated).
 --   {tag="Import", ...}                       -- as above
@@ -73,7 +74,9 @@
 --   {tag="Dict", entries={<Entry>...}}
 --   {tag="Entry", key="k", key_node=<Name|Str>, value=<expr>}   -- key: identifier text or string
 --        value (keys are always strings). Position: the key.
---   {tag="Tuple", items={<expr>...}}          -- `(a, b)`: parses, evaluates to items[1] (reference)
+--   {tag="Tuple", items={<expr>...}}          -- `(a, b)`: parses, evaluates to items[1] (reference).
+--        Parentheses leave no node: `(a)` is `a`.
+
 --   {tag="ListComp", elt=<expr>, var="x", var_line, var_col, iter=<expr>, cond=<expr|nil>}
 --        `[elt for x in iter if cond]`. Position: the `[`.
 --   {tag="Ternary", cond=<expr>, yes=<expr>, no=<expr>}          -- `yes if cond else no`

@@ -1,8 +1,12 @@
 -- compiler.passes: the ordered list of compiler passes. Each pass is a module with `run(state)`;
 -- it reads and extends `state` and appends diagnostics to `state.diags`.
 --
--- state = {src=<policy text as sent>, chunkname=, lines=<array of original lines>,
---          text=<pre-passed text> (indent), ast=<Policy> (parse), diags={}, ...}
+-- state = {src=<policy text as sent>, chunkname=, opts=, diags={<diag>...},
+--          lines=<original lines>, text=<pre-passed text>, map=, line_start=, margin=, unit=  (indent)
+--          ast=<Policy>                                                                      (parse)
+--          scopes={builtins=, modules=, policy=}   (scope; the AST is annotated in place)
+--          ...}                                    (checks only add diagnostics)
+
 --
 -- Front half (owned here): indent, parse, scope, checks. Back half: lower, codegen
 -- (modules compiler.lower / compiler.codegen, required lazily by compiler.init).

@@ -300,3 +300,45 @@ describe("grammar", function()
       end)
    end)
 end)
+
+describe("front half performance", function()
+   -- Lenient bound (shared CI machines): the measured median is ~0.25 ms for this policy.
+   it("a 5-rule policy goes through the front half in well under 1 ms (median, bound 5 ms)", function()
+      local src = [[
+raise "system prompt mentions a discount code" if:
+    (s: Message)
+    s.role == "system"
+    "DISCOUNT" in s.content
+
+raise PolicyViolation("coupon applied", c) if:
+    (c: ToolCall)
+    c is tool:apply_coupon
+
+raise "coupon applied after a complaint" if:
+    (u: Message) -> (c: ToolCall)
+    u.role == "user"
+    "complain" in u.content
+    c is tool:apply_coupon
+
+raise "assistant announced a wire transfer" if:
+    (msg: Message)
+    msg.role == "assistant"
+    "wire transfer" in msg.content
+
+raise PolicyViolation("inbox content may have left the company", read=read, send=send) if:
+    (read: ToolCall) -> (send: ToolCall)
+    read is tool:read_inbox
+    send is tool:send_email({to: "^(?!.*@acme\.io$).*$"})
+]]
+      local compiler = require "compiler"
+      local ts = {}
+      for i = 1, 101 do
+         local t0 = os.clock()
+         local st = compiler.front(src)
+         ts[i] = os.clock() - t0
+         assert.same({}, st.diags)
+      end
+      table.sort(ts)
+      assert.is_true(ts[51] < 0.005, string.format("median %.3f ms", ts[51] * 1000))
+   end)
+end)
