@@ -34,11 +34,22 @@ end
 -- Lua string literal for any byte string, on one line.
 local ESC = { ["\\"] = "\\\\", ['"'] = '\\"', ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
 
+local str_cache, str_cached = {}, 0
 function M.str(s)
-   if not find(s, '[%c"\\]') then return '"' .. s .. '"' end
-   return '"' .. gsub(s, '[%c"\\]', function(c)
-      return ESC[c] or format("\\%03d", byte(c))
-   end) .. '"'
+   local r = str_cache[s]
+   if r then return r end
+   if not find(s, '[%c"\\]') then
+      r = '"' .. s .. '"'
+   else
+      r = '"' .. gsub(s, '[%c"\\]', function(c)
+         return ESC[c] or format("\\%03d", byte(c))
+      end) .. '"'
+   end
+   if #s <= 64 then -- short strings only, and a bounded cache (workers live long)
+      if str_cached >= 4096 then str_cache, str_cached = {}, 0 end
+      str_cache[s], str_cached = r, str_cached + 1
+   end
+   return r
 end
 
 -- Lua literal for a number (integers stay integers, floats stay floats).
