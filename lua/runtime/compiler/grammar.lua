@@ -446,7 +446,7 @@ local function build(rec)
       -- binary operators and prefix operators are collected flat and arranged by B.chain
       -- (operator precedence parsing; the precedence table is B.PREC)
       -- `a if c else b` is the lowest-precedence (right-associative) operator of the chain
-      g["chain_" .. m] = (v"operand" * (SPm * Cp() * (binop + kw"if" * Cc"if" * sp_n * V"chain_n" * sp_n * kw"else") * sp_n * v"operand")^0) / B.chain
+      g["chain_" .. m] = (v"operand" * (SPm * Cp() * (binop + T(P"if" * -idchar, "operator") * Cc"if" * sp_n * V"chain_n" * sp_n * kw"else") * sp_n * v"operand")^0) / B.chain
       g["operand_" .. m] = (Cp() * prefixop * sp_n)^0 * v"postfix"
       g["postfix_" .. m] = Cf(V"primary" * (SPm * V"suffix")^0, B.postfix)
    end
@@ -468,8 +468,8 @@ local function grammars()
       fast = build(false)
       local q3d, q3s, dq, sq = P'"""', P"'''", P'"', P"'"
       local bs, stop = P"\\", S"\n\1\2\3"
-      local mk = S"\1\2"
-      STRING_STRICT = S"rf"^-1 * (q3d * (1 - q3d - mk)^0 * q3d + q3s * (1 - q3s - mk)^0 * q3s
+      local markers = S"\1\2"
+      STRING_STRICT = S"rf"^-1 * (q3d * (1 - q3d - markers)^0 * q3d + q3s * (1 - q3s - markers)^0 * q3s
          + -q3d * dq * (bs * (1 - stop) + (1 - dq - bs - stop))^0 * dq
          + -q3s * sq * (bs * (1 - stop) + (1 - sq - bs - stop))^0 * sq)
       STRING_ONLY = S"rf"^-1 * (q3d * (1 - q3d)^0 * q3d + q3s * (1 - q3s)^0 * q3s
@@ -515,9 +515,9 @@ end
 
 local function describe_expected(exp)
    local out, seen = {}, {}
-   local has_atom, has_op = false, false
+   local has_atom = false
    for _, l in ipairs(exp) do
-      if ATOM_LABELS[l] then has_atom = true elseif l == "operator" then has_op = true end
+      if ATOM_LABELS[l] then has_atom = true end
    end
    local function add(l)
       if not seen[l] then
@@ -528,14 +528,28 @@ local function describe_expected(exp)
    for _, l in ipairs(exp) do
       if ATOM_LABELS[l] and l ~= "'not'" or has_atom and ATOM_IF_EXPR[l] then
          add(LABEL_EXPR)
-      elseif l == "operator" or l == "'and'" or l == "'or'" or l == "'if'" and has_op then
+      elseif l == "operator" or l == "'and'" or l == "'or'" then
          add("an operator")
       elseif not (l == "'not'" and has_atom) then
          add(l)
       end
    end
-   -- keep the most useful few: structure first
+   -- drop alternatives that only add noise next to a more useful one
+   if #out > 1 then
+      local drop = {}
+      if seen["end of line"] then drop["end of block"] = true end
+      if seen["an operator"] or seen["end of line"] then
+         drop["an indented block"] = true
+         drop["':='"] = true
+      end
+      local kept = {}
+      for _, l in ipairs(out) do
+         if not drop[l] then kept[#kept + 1] = l end
+      end
+      if #kept > 0 then out = kept end
+   end
    if #out > 5 then
+
       local keep = {}
       for i = 1, 5 do keep[i] = out[i] end
       out = keep
