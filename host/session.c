@@ -21,6 +21,7 @@ struct sess {
     char token[33];
     double created_at;
     double last_used; /* guarded by tab_mu */
+    double persisted; /* last_used as last written to the store; guarded by tab_mu */
     long ttl;
     struct wk w;      /* guarded by mu */
     int has_worker;   /* guarded by mu */
@@ -308,9 +309,20 @@ int sess_call(struct sess *s, const char *req, size_t len, char **resp, size_t *
             break; /* a timeout or a protocol error is not retried */
     }
     lim_release();
+    /* The TTL slides from the last use; the store learns it now and then, so that a restart
+     * does not expire a session in use. */
+    double now = util_now();
+    double every = s->ttl > 0 ? (double)s->ttl / 8.0 : 60.0;
+    if (every > 60.0)
+        every = 60.0;
     pthread_mutex_lock(&tab_mu);
-    s->last_used = util_now();
+    s->last_used = now;
+    int persist = now - s->persisted >= every;
+    if (persist)
+        s->persisted = now;
     pthread_mutex_unlock(&tab_mu);
+    if (persist)
+        store_sess_touch(store, s->id, now);
     return rc;
 }
 
@@ -358,6 +370,7 @@ static struct sess *new_sess(const char *id, const char *token, double created, 
     snprintf(s->token, sizeof s->token, "%s", token ? token : "");
     s->created_at = created;
     s->last_used = last;
+    s->persisted = last;
     s->ttl = ttl;
     s->w = (struct wk)WK_INIT;
     s->refs = 1; /* the table's reference */

@@ -245,7 +245,7 @@ int store_sess_insert(struct store *st, const char *id, const char *token, doubl
     LOCKED(st, exec_locked(st, 0,
                            "INSERT INTO sessions(id, token, created_at, last_used, ttl)"
                            " VALUES(?, ?, ?, ?, ?)",
-                           "sddi", id, token, created_at, created_at, (long long)ttl));
+                           "ssddi", id, token, created_at, created_at, (long long)ttl));
 }
 
 static int sess_delete_locked(struct store *st, const char *id)

@@ -1,0 +1,266 @@
+-- cli_spec.lua — the command-line tool `build/vigil`, end to end through the real binary:
+-- check / compile / analyze, human and JSON output, every example in examples/, error paths and
+-- the documented exit codes (0 ok, 1 findings, 2 usage/input error, 3 evaluation failed).
+local cjson = require "cjson"
+
+local BUILD = os.getenv("VIGIL_BUILD") or "build"
+local VIGIL = BUILD .. "/vigil"
+
+local function sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+-- run(args...) -> exit code, stdout, stderr
+local tmpdir
+local function run(...)
+   local parts = { "timeout 30", VIGIL }
+   for _, a in ipairs({ ... }) do parts[#parts + 1] = sh_quote(a) end
+   local out, err = tmpdir .. "/out", tmpdir .. "/err"
+   local cmd = table.concat(parts, " ") .. " >" .. out .. " 2>" .. err
+   local _, _, code = os.execute(cmd)
+   local function slurp(p)
+      local f = assert(io.open(p, "rb"))
+      local s = f:read("a")
+      f:close()
+      return s
+   end
+   return code, slurp(out), slurp(err)
+end
+
+local function write(name, text)
+   local p = tmpdir .. "/" .. name
+   local f = assert(io.open(p, "wb"))
+   f:write(text)
+   f:close()
+   return p
+end
+
+local GOOD = 'raise "wire transfer announced" if:\n    (msg: Message)\n    msg.role == "assistant"\n    "wire transfer" in msg.content\n'
+local TRACE = cjson.encode({
+   { role = "user", content = "pay the invoice" },
+   { role = "assistant", content = "I will start a wire transfer today." },
+   { role = "assistant", content = "Done." },
+})
+local CLEAN = cjson.encode({ { role = "user", content = "hello" }, { role = "assistant", content = "hi" } })
+
+describe("vigil (command-line tool)", function()
+   setup(function()
+      local p = io.popen("mktemp -d")
+      tmpdir = p:read("l")
+      p:close()
+   end)
+   teardown(function()
+      if tmpdir and tmpdir:match("^/tmp/") then os.execute("rm -rf " .. sh_quote(tmpdir)) end
+   end)
+
+   it("exists", function()
+      local f = io.open(VIGIL, "rb")
+      assert.truthy(f, VIGIL .. " is not built")
+      if f then f:close() end
+   end)
+
+   describe("options", function()
+      it("--help documents the commands and the exit codes", function()
+         local code, out = run("--help")
+         assert.equal(0, code)
+         for _, w in ipairs({ "check", "compile", "--emit-lua", "analyze", "--param", "--json",
+            "--language", "exit status" }) do
+            assert.truthy(out:find(w, 1, true), "--help lacks " .. w)
+         end
+      end)
+      it("--version prints a version", function()
+         local code, out = run("--version")
+         assert.equal(0, code)
+         assert.truthy(out:match("^vigil %d+%.%d+"))
+      end)
+      it("no command, an unknown command or option: usage error 2", function()
+         assert.equal(2, (run()))
+         local code, _, err = run("frobnicate")
+         assert.equal(2, code)
+         assert.truthy(err:find("unknown command", 1, true))
+         code, _, err = run("check", "--bogus", "x.inv")
+         assert.equal(2, code)
+         assert.truthy(err:find("unknown option", 1, true))
+         code, _, err = run("check", "--language", "python", "x.inv")
+         assert.equal(2, code)
+         assert.truthy(err:find("--language", 1, true))
+      end)
+   end)
+
+   describe("check", function()
+      it("a valid policy: exit 0, no output", function()
+         local code, out = run("check", write("good.inv", GOOD))
+         assert.equal(0, code)
+         assert.equal("", out)
+      end)
+      it("prints every diagnostic as file:line:col: message and exits 1", function()
+         local bad = write("bad.inv", 'raise "x" if:\n    (m: Mesage)\n    m.role == foo\n')
+         local code, out = run("check", bad)
+         assert.equal(1, code)
+         local lines = {}
+         for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+         assert.equal(2, #lines, out)
+         assert.truthy(lines[1]:find(bad .. ":2:6: ", 1, true), lines[1])
+         assert.truthy(lines[1]:find("Mesage", 1, true))
+         assert.truthy(lines[2]:find(bad .. ":3:15: ", 1, true), lines[2])
+         assert.truthy(lines[2]:find("foo", 1, true))
+      end)
+      it("a syntax error is located", function()
+         local p = write("syntax.inv", 'raise "x" if:\n    (m: Message)\n    m.role = "user"\n')
+         local code, out = run("check", p)
+         assert.equal(1, code)
+         assert.truthy(out:match("^" .. p:gsub("%p", "%%%0") .. ":3:%d+: "), out)
+      end)
+      it("several files: diagnostics of each, exit 1 if any has errors", function()
+         local good = write("good2.inv", GOOD)
+         local bad = write("bad2.inv", 'raise "x" if:\n    (m: Nope)\n')
+         local code, out = run("check", good, bad)
+         assert.equal(1, code)
+         assert.falsy(out:find(good, 1, true))
+         assert.truthy(out:find(bad .. ":2:", 1, true))
+      end)
+      it("a missing file: exit 2 and the reason", function()
+         local code, _, err = run("check", tmpdir .. "/nope.inv")
+         assert.equal(2, code)
+         assert.truthy(err:find("nope.inv", 1, true))
+      end)
+      it("checks every example policy", function()
+         local p = io.popen("ls examples/*.inv examples/*.lua 2>/dev/null")
+         local n = 0
+         for f in p:lines() do
+            n = n + 1
+            local code, out = run("check", f)
+            assert.equal(0, code, f .. ": " .. out)
+         end
+         p:close()
+         assert.truthy(n >= 8, "expected at least 8 example policies")
+      end)
+   end)
+
+   describe("compile", function()
+      it("lists the rules", function()
+         local code, out = run("compile", write("c.inv", GOOD))
+         assert.equal(0, code)
+         assert.truthy(out:find("1 rule", 1, true))
+         assert.truthy(out:find("line 1: wire transfer announced", 1, true), out)
+      end)
+      it("--emit-lua prints Lua that loads and keeps policy lines", function()
+         local code, out = run("compile", "--emit-lua", write("e.inv", GOOD))
+         assert.equal(0, code)
+         assert.truthy(load(out, "=emitted", "t", {}), "emitted code does not load as Lua text")
+         local n = select(2, out:gsub("\n", "\n"))
+         assert.truthy(n >= 4, "fewer Lua lines than policy lines")
+      end)
+      it("a policy that does not compile: diagnostics and exit 2", function()
+         local p = write("ce.inv", 'raise "x" if:\n    (m: Nope)\n')
+         local code, out = run("compile", p)
+         assert.equal(2, code)
+         assert.truthy(out:find(p .. ":2:", 1, true))
+      end)
+      it("needs exactly one file", function()
+         assert.equal(2, (run("compile")))
+      end)
+   end)
+
+   describe("analyze", function()
+      it("human output: one block per violation, exit 1", function()
+         local code, out = run("analyze", write("a.inv", GOOD), write("a.json", TRACE))
+         assert.equal(1, code)
+         assert.truthy(out:find("violation 1: ", 1, true))
+         assert.truthy(out:find("wire transfer announced", 1, true))
+         assert.truthy(out:find("key:      (0, (1,))", 1, true), out)
+         assert.truthy(out:find("messages.1.content:", 1, true), out)
+         assert.truthy(out:find("1 violation\n", 1, true))
+      end)
+      it("--json prints the native answer", function()
+         local code, out = run("analyze", "--json", write("j.inv", GOOD), write("j.json", TRACE))
+         assert.equal(1, code)
+         local doc = cjson.decode(out)
+         assert.equal(1, #doc.violations)
+         local v = doc.violations[1]
+         assert.equal("(0, (1,))", v.key)
+         assert.equal(0, v.rule.index)
+         assert.equal(1, v.rule.line)
+         assert.equal(1, v.bindings.msg)
+         assert.same({ "messages.1", "messages.1.content:15-28" }, v.ranges)
+      end)
+      it("no violation: exit 0", function()
+         local code, out = run("analyze", write("n.inv", GOOD), write("n.json", CLEAN))
+         assert.equal(0, code)
+         assert.truthy(out:find("0 violations", 1, true))
+         code, out = run("analyze", "--json", write("n2.inv", GOOD), write("n2.json", CLEAN))
+         assert.equal(0, code)
+         assert.equal(0, #cjson.decode(out).violations)
+      end)
+      it("accepts {\"messages\": [...]} and {\"trace\": [...]} files", function()
+         local t = cjson.decode(TRACE)
+         assert.equal(1, (run("analyze", write("m.inv", GOOD), write("m.json", cjson.encode({ messages = t })))))
+         assert.equal(1, (run("analyze", write("t.inv", GOOD), write("t.json", cjson.encode({ trace = t })))))
+      end)
+      it("invalid JSON: exit 2 with line and column", function()
+         local p = write("bad.json", '[{"role": "user",\n  "content": }]')
+         local code, _, err = run("analyze", write("b.inv", GOOD), p)
+         assert.equal(2, code)
+         assert.truthy(err:find(p .. ":2:", 1, true), err)
+         assert.truthy(err:find("invalid JSON", 1, true))
+      end)
+      it("a trace that is not a list: exit 2", function()
+         local code, _, err = run("analyze", write("nl.inv", GOOD), write("nl.json", '{"role": "user"}'))
+         assert.equal(2, code)
+         assert.truthy(err:find("list", 1, true))
+      end)
+      it("missing files and wrong arity: exit 2", function()
+         assert.equal(2, (run("analyze", write("x.inv", GOOD), tmpdir .. "/missing.json")))
+         assert.equal(2, (run("analyze", write("y.inv", GOOD))))
+      end)
+      it("parameters: --param NAME=VALUE (JSON or string); a missing one is an evaluation error (3)", function()
+         local pol = write("p.inv", 'raise "word" if:\n    (m: Message)\n    input.word in m.content\n')
+         local tr = write("p.json", TRACE)
+         local code, _, err = run("analyze", pol, tr)
+         assert.equal(3, code)
+         assert.truthy(err:find("word", 1, true))
+         assert.truthy(err:find(pol .. ":3:", 1, true), err)
+         code = run("analyze", pol, tr, "--param", "word=invoice")
+         assert.equal(1, code)
+         code = run("analyze", pol, tr, "--param=word=nothing-like-this")
+         assert.equal(0, code)
+         local lp = write("l.inv", 'raise "listed" if:\n    (m: Message)\n    m.role in input.roles\n')
+         local _, out = run("analyze", "--json", lp, tr, "--param", 'roles=["user"]')
+         assert.equal(1, #cjson.decode(out).violations)
+         assert.equal(2, (run("analyze", lp, tr, "--param", "noequals")))
+      end)
+      it("a policy that does not compile: diagnostics, exit 2", function()
+         local p = write("nc.inv", 'raise "x" if:\n    (m: Nope)\n')
+         local code, out = run("analyze", p, write("nc.json", TRACE))
+         assert.equal(2, code)
+         assert.truthy(out:find(p .. ":2:", 1, true))
+      end)
+      it("Lua policies: by extension and with --language lua", function()
+         local code = run("analyze", "examples/exfiltration-after-secrets.lua",
+            "examples/exfiltration-after-secrets.json")
+         assert.equal(1, code)
+         local src = assert(io.open("examples/exfiltration-after-secrets.lua")):read("a")
+         local p = write("policy.txt", src)
+         code = run("analyze", "--language", "lua", p, "examples/exfiltration-after-secrets.json")
+         assert.equal(1, code)
+         code = run("analyze", p, "examples/exfiltration-after-secrets.json") -- read as Invariant
+         assert.equal(2, code)
+      end)
+      it("every example finds its violation", function()
+         local p = io.popen("ls examples/*.inv")
+         local n = 0
+         for f in p:lines() do
+            n = n + 1
+            local trace = f:gsub("%.inv$", ".json")
+            local code, out, err = run("analyze", "--json", f, trace, "--param", 'allowed=["ops@acme.io"]')
+            assert.equal(1, code, f .. ": " .. err)
+            local doc = cjson.decode(out)
+            assert.truthy(#doc.violations >= 1, f)
+            for _, v in ipairs(doc.violations) do
+               assert.is_string(v.key)
+               assert.is_table(v.ranges)
+            end
+         end
+         p:close()
+         assert.truthy(n >= 8)
+      end)
+   end)
+end)
