@@ -2,6 +2,7 @@
  * coroutines, xpcall handlers), __gc refused, forbidden globals, deep recursion, fail-after-N. */
 #include <lauxlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -241,6 +242,74 @@ static void test_fail_after(void)
     okcode("local t = {} for i = 1, 100 do t[i] = tostring(i) end", "usable after fault injection");
 }
 
+/* [-0, +1] handle(request) of require "worker"; the request is a lightuserdata C string */
+static int l_handle(lua_State *L)
+{
+    const char *req = lua_touserdata(L, 1);
+    lua_getglobal(L, "require");  /* push require */
+    lua_pushliteral(L, "worker"); /* push name */
+    lua_call(L, 1, 1);            /* push worker module */
+    lua_getfield(L, -1, "handle"); /* push handle */
+    lua_pushstring(L, req);       /* push request */
+    lua_call(L, 1, 1);            /* push response */
+    return 1;
+}
+
+static int handle(const char *req, struct pe_err *e, int *resp_ok)
+{
+    lua_State *L = sbx_state(S);
+    int rc;
+    lua_pushcfunction(L, l_handle);
+    lua_pushlightuserdata(L, (void *)(uintptr_t)req);
+    rc = sbx_call(S, 1, 1, e);
+    if (rc == PE_OK) {
+        const char *r = lua_tostring(L, -1);
+        *resp_ok = r != NULL && strncmp(r, "{", 1) == 0 && strstr(r, "\"ok\"") != NULL;
+        if (r != NULL && strstr(r, "\"ok\":false") != NULL && getenv("SWEEP_DEBUG"))
+            note("%.300s", r);
+        lua_pop(L, 1);
+    }
+    return rc;
+}
+
+/* SQLite-style fault injection: fail the N-th allocation of a whole runtime request, for many
+ * N; each run ends with an answer or a memory error, never a panic, and the state stays usable */
+static void test_fault_sweep(void)
+{
+    static const char put[] =
+        "{\"op\":\"policy_put\",\"pid\":\"p\",\"policy\":\"raise \\\"x\\\" if:\\n    "
+        "(m: Message)\\n    m.role == \\\"user\\\"\\n\"}";
+    static const char ana[] = "{\"op\":\"analyze\",\"pid\":\"p\",\"trace\":[{\"role\":"
+                              "\"user\",\"content\":\"hi\"}]}";
+    struct sbx_cfg c = {(size_t)64 << 20, 0, 0};
+    struct pe_err e;
+    int n, rc, rok = 0, answers = 0, memerrs = 0, other = 0, usable = 1;
+    sbx_set_limits(S, &c);
+    rc = handle(put, &e, &rok);
+    if (!ok(rc == PE_OK && rok, "worker.handle policy_put in the sandbox (%s)",
+            rc ? e.msg : "ok"))
+        return;
+    for (n = 0; n < 1100; n += 7) {
+        const char *req = (n / 7) % 2 ? ana : put;
+        sbx_fail_after(S, n);
+        rc = handle(req, &e, &rok);
+        sbx_fail_after(S, -1);
+        if (rc == PE_OK)
+            answers++;
+        else if (rc == PE_EMEMLIMIT)
+            memerrs++;
+        else
+            other++;
+        rc = handle(ana, &e, &rok);
+        if (rc != PE_OK || !rok)
+            usable = 0;
+    }
+    ok(other == 0 && memerrs > 0,
+       "fault sweep over policy_put/analyze: %d answers, %d memory errors, %d others", answers,
+       memerrs, other);
+    ok(usable, "the state answers analyze after every injected fault");
+}
+
 static void test_new_fail_after(void)
 {
     /* creating a state with a tiny cap fails cleanly */
@@ -269,6 +338,7 @@ int main(void)
     test_trusted();
     test_recursion();
     test_fail_after();
+    test_fault_sweep();
     test_new_fail_after();
     sbx_free(S);
     return done_testing();
