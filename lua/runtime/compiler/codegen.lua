@@ -19,15 +19,19 @@ local S, N = emit.str, emit.num
 local API = { "rule", "var", "let", "cond", "flow", "succ", "forall", "count", "predicate", "const",
    "CONST", "input", "Violation", "FLOW", "SUCC", "V", "B", "PAT" }
 
-local PRELUDE = "local " .. concat(API, ", ") .. " = " .. concat(API, ", ") .. "; "
-   .. "local None, K = V.None, {}; "
-   .. "local function AND(a, f) if V.truthy(a) then return f() end return a end; "
-   .. "local function OR(a, f) if V.truthy(a) then return a end return f() end; "
-   .. "local function ANDS(a, fs) for i = 1, #fs do if not V.truthy(a) then return a end a = fs[i]() end return a end; "
-   .. "local function ORS(a, fs) for i = 1, #fs do if V.truthy(a) then return a end a = fs[i]() end return a end; "
-   .. "local function CONTAINS_ONLY(c, a, b) local t = V.iter(b); for i = 1, #t do "
-   .. "if not V.truthy(V.contains(c, t[i], a)) then return false end end return true end; "
-   .. "local function LIST(it) if it == nil or it == None then return {} end return V.iter(it) end; "
+local PRELUDE = "local " .. concat(API, ", ") .. " = " .. concat(API, ", ") .. "; local None, K = V.None, {}; "
+
+-- Helpers, declared on line 1 only when used and defined after the last policy line (closures
+-- capture them lexically; none runs before the chunk has finished loading).
+local HELPERS = {
+   { "AND", "function(a, f) if V.truthy(a) then return f() end return a end" },
+   { "OR", "function(a, f) if V.truthy(a) then return a end return f() end" },
+   { "ANDS", "function(a, fs) for i = 1, #fs do if not V.truthy(a) then return a end a = fs[i]() end return a end" },
+   { "ORS", "function(a, fs) for i = 1, #fs do if V.truthy(a) then return a end a = fs[i]() end return a end" },
+   { "CONTAINS_ONLY", "function(c, a, b) local t = V.iter(b); for i = 1, #t do "
+      .. "if not V.truthy(V.contains(c, t[i], a)) then return false end end return true end" },
+   { "LIST", "function(it) if it == nil or it == None then return {} end return V.iter(it) end" },
+}
 
 local BIN = {
    ["=="] = "V.eq", ["!="] = "V.ne", ["<"] = "V.lt", [">"] = "V.gt", ["<="] = "V.le", [">="] = "V.ge",
@@ -39,7 +43,7 @@ Gen.__index = Gen
 local DISPATCH = {} -- tag -> Gen.x_<tag>, filled at the end of the module
 
 local function new_gen()
-   local g = { e = emit.new(), pats = {}, diags = {}, depth = 0 }
+   local g = { e = emit.new(), pats = {}, diags = {}, depth = 0, used = {} }
    for k, v in pairs(Gen) do g[k] = v end
    return g
 end
@@ -184,6 +188,7 @@ function Gen:x_Dict(n)
 end
 
 function Gen:x_ListComp(n)
+   self.used.LIST = true
    self:put("(function() local out, it = {}, LIST(")
    self:expr(n.iter)
    self:put("); for i = 1, #it do local l_" .. n.var .. " = it[i]; ")
@@ -330,6 +335,7 @@ function Gen:x_BinOp(n)
       local operands = chain(n, function(o) return o == op end)
       if #operands > CHAIN then
          -- ANDS(a, {f2, f3, ...}): one nesting level for any length
+         self.used[op == "and" and "ANDS" or "ORS"] = true
          self:put(op == "and" and "ANDS(" or "ORS(")
          self:expr(operands[1])
          self:put(", {")
@@ -359,6 +365,7 @@ function Gen:x_BinOp(n)
       end
    end
    if op == "and" or op == "or" then
+      self.used[op == "and" and "AND" or "OR"] = true
       self:put(op == "and" and "AND(" or "OR(")
       self:expr(n.left)
       self:put(", function() return ")
@@ -392,6 +399,7 @@ function Gen:x_BinOp(n)
          self:put(")")
       end
    elseif op == "contains_only" then
+      self.used.CONTAINS_ONLY = true
       self:put("CONTAINS_ONLY(c, ")
       self:expr(n.left)
       self:put(", ")
@@ -563,6 +571,8 @@ end
 function M.generate(ir, policy_ast)
    local g = new_gen()
    g:put(PRELUDE)
+   local decl_at = g.e.n + 1
+   g:put("") -- replaced by the helper declarations once we know which are used
    local rules, preds, consts = {}, {}, {}
    for _, r in ipairs(ir.rules) do rules[r.node] = r end
    for _, p in ipairs(ir.preds) do preds[p.node] = p end
@@ -576,6 +586,14 @@ function M.generate(ir, policy_ast)
          g:const(consts[st])
       end
    end
+   local names = {}
+   for _, h in ipairs(HELPERS) do
+      if g.used[h[1]] then
+         names[#names + 1] = h[1]
+         g:put(h[1] .. " = " .. h[2] .. "; ")
+      end
+   end
+   if #names > 0 then g.e.buf[decl_at] = "local " .. concat(names, ", ") .. "; " end
    for k, p in ipairs(g.pats) do
       g:put("K[" .. k .. "] = " .. p .. "; ")
    end
