@@ -586,14 +586,14 @@ function M.generate(ir, policy_ast)
          g:const(consts[st])
       end
    end
-   local names = {}
+   local helpers = {}
    for _, h in ipairs(HELPERS) do
       if g.used[h[1]] then
-         names[#names + 1] = h[1]
+         helpers[#helpers + 1] = h[1]
          g:put(h[1] .. " = " .. h[2] .. "; ")
       end
    end
-   if #names > 0 then g.e.buf[decl_at] = "local " .. concat(names, ", ") .. "; " end
+   if #helpers > 0 then g.e.buf[decl_at] = "local " .. concat(helpers, ", ") .. "; " end
    for k, p in ipairs(g.pats) do
       g:put("K[" .. k .. "] = " .. p .. "; ")
    end
