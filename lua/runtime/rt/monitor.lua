@@ -11,7 +11,7 @@
 -- Rules that are not monotone in the trace (quantifiers or predicates over open domains,
 -- whole-trace conditions — flagged statically or detected at run time through run.touched) are
 -- re-evaluated over the whole trace and filtered to models binding a pending event.
-local getmetatable, ipairs, pairs, require = getmetatable, ipairs, pairs, require
+local error, getmetatable, ipairs, pairs, pcall, require = error, getmetatable, ipairs, pairs, pcall, require
 _ENV = nil
 
 local value = require "rt.value"
@@ -52,19 +52,38 @@ local function open_vars(R)
    return o
 end
 
--- new values of the open domain of v since the lengths recorded in `lens`
-local function new_domain(st, v, lens, new_events)
+-- values of the open domain of v: the new ones (after the lengths recorded in `lens`), or with
+-- `old`, the ones before them
+local function domain_part(st, v, lens, past_len, old)
    local ln = LISTS[v.type]
    if ln then
       local l = st[ln]
       local out = {}
-      for i = lens[ln] + 1, #l do out[#out + 1] = l[i] end
+      local from, to = lens[ln] + 1, #l
+      if old then from, to = 1, lens[ln] end
+      for i = from, to do out[#out + 1] = l[i] end
       return out
    end
-   return trace.select(v.type, value.list(new_events))
+   local evs = {}
+   local from, to = past_len + 1, #st.events
+   if old then from, to = 1, past_len end
+   for i = from, to do evs[#evs + 1] = st.events[i] end
+   return trace.select(v.type, value.list(evs))
 end
 
-local function incremental(mon, R, run, lens, new_events, past_len)
+local function append_cands(c, nc)
+   c.letnames = nc.letnames
+   for i = 1, nc.n do
+      local k = c.n + i
+      c.vals[k] = nc.vals[i]
+      c.lets[k] = nc.lets[i]
+      c.marks[k] = nc.marks[i]
+      if c.seqs and nc.seqs then c.seqs[k] = nc.seqs[i] else c.seqs = nil end
+   end
+   c.n = c.n + nc.n
+end
+
+local function incremental(mon, R, run, lens, past_len)
    local rs = mon.rstate[R]
    if not rs then rs = { cands = {} }; mon.rstate[R] = rs end
    local opens = open_vars(R)
@@ -78,30 +97,25 @@ local function incremental(mon, R, run, lens, new_events, past_len)
    local old_n = {}
    for _, v in ipairs(opens) do
       local c = rs.cands[v.name]
-      if not c then
+      local fresh = c == nil
+      if fresh then
          c = { vals = {}, lets = {}, letnames = {}, marks = {}, seqs = {}, n = 0 }
          rs.cands[v.name] = c
       end
-      old_n[v.name] = c.n
       local unit = rs.units and rs.units[v.name]
       if not unit then
          rs.units = rs.units or {}
          unit = engine.unit_items(R, v, bound0)
          rs.units[v.name] = unit
       end
-      local dom = new_domain(run.trace, v, lens, new_events)
-      if #dom > 0 then
-         local nc = engine.filter_candidates(S, v, unit, dom, e)
-         c.letnames = nc.letnames
-         for i = 1, nc.n do
-            local k = c.n + i
-            c.vals[k] = nc.vals[i]
-            c.lets[k] = nc.lets[i]
-            c.marks[k] = nc.marks[i]
-            if c.seqs and nc.seqs then c.seqs[k] = nc.seqs[i] else c.seqs = nil end
-         end
-         c.n = c.n + nc.n
+      if fresh and past_len > 0 then
+         -- (re)building the state: the history's candidates first (once)
+         local old = domain_part(run.trace, v, lens, past_len, true)
+         if #old > 0 then append_cands(c, engine.filter_candidates(S, v, unit, old, e)) end
       end
+      old_n[v.name] = c.n
+      local dom = domain_part(run.trace, v, lens, past_len, false)
+      if #dom > 0 then append_cands(c, engine.filter_candidates(S, v, unit, dom, e)) end
    end
    local models = {}
    for i, v in ipairs(opens) do
@@ -119,21 +133,27 @@ local function incremental(mon, R, run, lens, new_events, past_len)
    return models
 end
 
+-- A chunk whose evaluation fails reports nothing; its events stay in the history but remain
+-- pending: the next chunk is checked together with them (the contract then holds for the
+-- union), and the incremental state is rebuilt from the history.
 function M.push(mon, events)
    local st = mon.st
-   local past_len = #st.events
-   local lens = {}
-   for _, ln in pairs(LISTS) do lens[ln] = #st[ln] end
+   local committed = mon.committed
+   if not committed then
+      committed = { past_len = #st.events, lens = {} }
+      for _, ln in pairs(LISTS) do committed.lens[ln] = #st[ln] end
+   end
+   local past_len, lens = committed.past_len, committed.lens
    local new_events, err = trace.append(st, events)
    if not new_events then return nil, err end
    mon.events_seen = #st.events
    local run = { trace = st, params = mon.params, policy = mon.pol }
    local rt = require "rt"
-   local vs, e2 = rt.evaluate(mon.pol, run, function(R)
+   local okc, vs, e2 = pcall(rt.evaluate, mon.pol, run, function(R)
       local an = engine.analyse(R)
       if an.nonmono or R.monitor_fallback then return fallback(R, run, past_len) end
       run.touched = false
-      local ms = incremental(mon, R, run, lens, new_events, past_len)
+      local ms = incremental(mon, R, run, lens, past_len)
       if run.touched then
          -- the rule looked at the whole trace: from now on re-evaluate it entirely
          R.monitor_fallback = true
@@ -142,7 +162,13 @@ function M.push(mon, events)
       end
       return ms
    end)
-   if not vs then return nil, e2 end
+   if not okc or not vs then
+      mon.committed = committed
+      mon.rstate = {}
+      if not okc then error(vs, 0) end -- a resource limit: the C loop reports it
+      return nil, e2
+   end
+   mon.committed = nil
    local out, newkeys = {}, {}
    for _, v in ipairs(vs) do
       if not mon.reported[v.key] then

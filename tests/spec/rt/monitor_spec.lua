@@ -92,3 +92,23 @@ describe("monitors", function()
     assert.is_true(per[2900] <= 2)
   end)
 end)
+
+describe("monitors after a failed chunk", function()
+  it("check the failed chunk's events again with the next chunk", function()
+    local pol = assert(rt.load([[rule { line = 1, raise = "user", var("m", "Message", 2, 1),
+      cond({"m"}, 3, 1, function(c, e) if FAIL then ERR.raise("value", "boom") end return e.m.role == "user" end) }]],
+      "lua", "f"))
+    local mon = rt.monitor(pol, {})
+    local function u(s) return { { role = "user", content = s } } end
+    assert.same({ "(0, (0,))" }, keys(assert(rt.push(mon, u("a")))))
+    pol.env.FAIL = true
+    local vs, err = rt.push(mon, u("b"))
+    assert.is_nil(vs)
+    assert.equal("value", err.kind)
+    pol.env.FAIL = false
+    assert.same({ "(0, (1,))", "(0, (2,))" }, keys(assert(rt.push(mon, u("c")))))
+    assert.same({ "(0, (3,))" }, keys(assert(rt.push(mon, u("d")))))
+    assert.equal(4, mon.events_seen)
+    assert.equal(4, #mon.violations)
+  end)
+end)
