@@ -71,6 +71,11 @@ describe("monitor differential", function()
       local lp = assert(rt.load(LUA_SHAPES[rng(1, #LUA_SHAPES)], "lua", "shape"))
       for _, R in ipairs(lp.rules) do R.index = #P.rules; P.rules[#P.rules + 1] = R end
       P.env = lp.env
+      -- a rule that fails while FAIL is set (failed chunks stay pending)
+      local fp = assert(rt.load([[rule { line = 1, raise = "never",
+  cond({}, 2, 1, function(c, e) if FAIL then ERR.raise("value", "injected") end return false end) }]], "lua", "fail"))
+      fp.rules[1].index = #P.rules
+      P.rules[#P.rules + 1] = fp.rules[1]
       local params = { word = "SECRET" }
       -- chunks
       local chunks, i = {}, 1
@@ -85,15 +90,22 @@ describe("monitor differential", function()
       local reported = {}
       local prefix = {}
       local all_seen = {}
+      local pending_from = 0 -- parsed events before the last successful check
       for ci, ch in ipairs(chunks) do
-        local past_len_raw = #prefix
         for _, x in ipairs(ch) do prefix[#prefix + 1] = x end
-        local got = assert(rt.push(mon, gen.copy(ch)))
-        -- expected: analyze the prefix, keep violations binding an event of this chunk
-        local past_len = mon.events_seen - 0
+        local fail = rng(1, 6) == 1
+        fp.env.FAIL = fail
+        local got, perr = rt.push(mon, gen.copy(ch))
+        fp.env.FAIL = false
+        if fail then
+          assert(got == nil and perr.kind == "value", "seed " .. seed .. ": injected failure not reported")
+          goto continue
+        end
+        assert(got, perr and perr.message)
+        -- expected: analyze the prefix, keep violations binding an event since the last success
         local whole = assert(rt.analyze(P, gen.copy(prefix), gen.copy(params)))
-        -- past_len in parsed indices: events parsed before this chunk
-        local nparsed_before = past_len - #ch
+        local nparsed_before = pending_from
+        pending_from = mon.events_seen
         local want = {}
         local newkeys = {}
         for _, v in ipairs(whole) do
@@ -113,7 +125,7 @@ describe("monitor differential", function()
           this[v.key] = true
         end
         for kk in pairs(this) do all_seen[kk] = true end
-        local _ = past_len_raw
+        ::continue::
       end
     end
   end)
