@@ -112,7 +112,8 @@ local TOOLS = {
    { "read_inbox", 8, function() return { folder = "INBOX", limit = 10 } end,
      function() return "From: " .. pick(PEOPLE) .. "\nSubject: " .. sentence(4) .. "\n" .. sentence(20) end },
    { "send_email", 8, function()
-      local to = rnd() < 0.04 and pick({ "dave@gmail.com", "carol@partner.example" }) or pick({ "alice@acme.io", "ops@acme.io" })
+      local to = rnd() < 0.04 and pick({ "dave@gmail.com", "carol@partner.example" })
+         or pick({ "alice@acme.io", "ops@acme.io" })
       return { to = to, subject = sentence(3), body = sentence(15) }
    end, function() return "sent" end },
    { "http_post", 8, function()

@@ -160,14 +160,14 @@ static const char *find_header(const char *hdr, size_t hlen, const char *name)
  * Returns the HTTP status, or -1 on an I/O error, timeout or unparsable answer.
  * *closed is set when the server asked to close the connection.
  */
-static int do_request(int fd, const char *method, const char *path, const char *body,
-                      size_t blen, struct buf *body_out, int *closed)
+static int do_request(int fd, const char *method, const char *path, const char *body, size_t blen,
+                      struct buf *body_out, int *closed)
 {
     struct buf req = {0};
     char line[1024];
     snprintf(line, sizeof line,
-             "%s %s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: vbench\r\nAccept: */*\r\n", method,
-             path, g_host, g_port);
+             "%s %s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: vbench\r\nAccept: */*\r\n", method, path,
+             g_host, g_port);
     buf_add(&req, line, strlen(line));
     for (int i = 0; i < g_nheaders; i++) {
         buf_add(&req, g_headers[i], strlen(g_headers[i]));
@@ -304,9 +304,10 @@ static int json_id(const char *json, char *out, size_t outsz)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: vbench -a HOST:PORT [-X METHOD] -p PATH [-b FILE | -l FILE] [-n N] "
-                    "[-w WARMUP] [-t TIMEOUT_S] [-M MAX_S] [-S] [-o LASTBODY] [-T TIMES] [-D PREFIX] "
-                    "[-H HEADER]...\n");
+    fprintf(stderr,
+            "usage: vbench -a HOST:PORT [-X METHOD] -p PATH [-b FILE | -l FILE] [-n N] "
+            "[-w WARMUP] [-t TIMEOUT_S] [-M MAX_S] [-S] [-o LASTBODY] [-T TIMES] [-D PREFIX] "
+            "[-H HEADER]...\n");
 }
 
 int main(int argc, char **argv)
@@ -318,24 +319,52 @@ int main(int argc, char **argv)
     int opt, stop_on_error = 0;
     while ((opt = getopt(argc, argv, "a:X:p:b:l:n:w:t:o:T:D:H:M:S")) != -1) {
         switch (opt) {
-        case 'a': addr = optarg; break;
-        case 'X': method = optarg; break;
-        case 'p': path = optarg; break;
-        case 'b': bodyfile = optarg; break;
-        case 'l': linesfile = optarg; break;
-        case 'n': n = strtol(optarg, NULL, 10); break;
-        case 'w': warm = strtol(optarg, NULL, 10); break;
-        case 't': g_timeout = atoi(optarg); break;
-        case 'o': outfile = optarg; break;
-        case 'T': timesfile = optarg; break;
-        case 'D': delprefix = optarg; break;
-        case 'M': maxsec = strtod(optarg, NULL); break;
-        case 'S': stop_on_error = 1; break;
+        case 'a':
+            addr = optarg;
+            break;
+        case 'X':
+            method = optarg;
+            break;
+        case 'p':
+            path = optarg;
+            break;
+        case 'b':
+            bodyfile = optarg;
+            break;
+        case 'l':
+            linesfile = optarg;
+            break;
+        case 'n':
+            n = strtol(optarg, NULL, 10);
+            break;
+        case 'w':
+            warm = strtol(optarg, NULL, 10);
+            break;
+        case 't':
+            g_timeout = atoi(optarg);
+            break;
+        case 'o':
+            outfile = optarg;
+            break;
+        case 'T':
+            timesfile = optarg;
+            break;
+        case 'D':
+            delprefix = optarg;
+            break;
+        case 'M':
+            maxsec = strtod(optarg, NULL);
+            break;
+        case 'S':
+            stop_on_error = 1;
+            break;
         case 'H':
             if (g_nheaders < 8)
                 g_headers[g_nheaders++] = optarg;
             break;
-        default: usage(); return 2;
+        default:
+            usage();
+            return 2;
         }
     }
     const char *colon = addr ? strrchr(addr, ':') : NULL;
@@ -416,8 +445,8 @@ int main(int argc, char **argv)
             status = do_request(fd, method, path, b, bl, &resp, &closed);
             e = now_us();
             if (status < 0) {
-                fprintf(stderr, "vbench: %s %s: no answer (error or %d s timeout)\n", method,
-                        path, g_timeout);
+                fprintf(stderr, "vbench: %s %s: no answer (error or %d s timeout)\n", method, path,
+                        g_timeout);
                 rc = 1;
                 break;
             }
@@ -489,8 +518,8 @@ int main(int argc, char **argv)
             i99 = done - 1;
         printf("n=%ld ok=%ld status=%d median_us=%.1f p99_us=%.1f mean_us=%.1f min_us=%.1f "
                "max_us=%.1f total_ms=%.1f truncated=%d\n",
-               done, ok, status, med, t[i99], sum / (double)done, t[0], t[done - 1],
-               total / 1e3, truncated);
+               done, ok, status, med, t[i99], sum / (double)done, t[0], t[done - 1], total / 1e3,
+               truncated);
     } else {
         printf("n=0 ok=0 status=%d\n", status);
     }

@@ -125,14 +125,30 @@ static char *parse_string_raw(struct parser *p, size_t *outlen)
         char e = p->s[i + 1];
         i += 2;
         switch (e) {
-        case '"': o[n++] = '"'; break;
-        case '\\': o[n++] = '\\'; break;
-        case '/': o[n++] = '/'; break;
-        case 'b': o[n++] = '\b'; break;
-        case 'f': o[n++] = '\f'; break;
-        case 'n': o[n++] = '\n'; break;
-        case 'r': o[n++] = '\r'; break;
-        case 't': o[n++] = '\t'; break;
+        case '"':
+            o[n++] = '"';
+            break;
+        case '\\':
+            o[n++] = '\\';
+            break;
+        case '/':
+            o[n++] = '/';
+            break;
+        case 'b':
+            o[n++] = '\b';
+            break;
+        case 'f':
+            o[n++] = '\f';
+            break;
+        case 'n':
+            o[n++] = '\n';
+            break;
+        case 'r':
+            o[n++] = '\r';
+            break;
+        case 't':
+            o[n++] = '\t';
+            break;
         case 'u': {
             unsigned cp, lo;
             if (i + 4 > p->len || hex4(p->s + i, &cp) < 0) {
@@ -142,8 +158,7 @@ static char *parse_string_raw(struct parser *p, size_t *outlen)
             }
             i += 4;
             if (cp >= 0xD800 && cp < 0xDC00 && i + 6 <= p->len && p->s[i] == '\\' &&
-                p->s[i + 1] == 'u' && hex4(p->s + i + 2, &lo) == 0 && lo >= 0xDC00 &&
-                lo < 0xE000) {
+                p->s[i + 1] == 'u' && hex4(p->s + i + 2, &lo) == 0 && lo >= 0xDC00 && lo < 0xE000) {
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
                 i += 6;
             }

@@ -20,12 +20,12 @@ enum js_type { JS_NULL, JS_FALSE, JS_TRUE, JS_NUMBER, JS_STRING, JS_ARRAY, JS_OB
 
 struct js {
     enum js_type type;
-    size_t start, end;  /* byte span [start, end) of this value in the parsed text */
-    double num;         /* JS_NUMBER */
-    char *str;          /* JS_STRING: decoded, NUL-terminated (may contain NULs: see len) */
-    size_t len;         /* JS_STRING: decoded length; JS_ARRAY/JS_OBJECT: number of items */
-    struct js **items;  /* JS_ARRAY/JS_OBJECT: the values */
-    char **keys;        /* JS_OBJECT: decoded keys, parallel to items */
+    size_t start, end; /* byte span [start, end) of this value in the parsed text */
+    double num;        /* JS_NUMBER */
+    char *str;         /* JS_STRING: decoded, NUL-terminated (may contain NULs: see len) */
+    size_t len;        /* JS_STRING: decoded length; JS_ARRAY/JS_OBJECT: number of items */
+    struct js **items; /* JS_ARRAY/JS_OBJECT: the values */
+    char **keys;       /* JS_OBJECT: decoded keys, parallel to items */
 };
 
 /* Parses text[0..len). Returns the root (owned by the caller, free with js_free) or NULL; on

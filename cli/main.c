@@ -24,39 +24,39 @@ static const char *progname = "vigil";
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: vigil COMMAND [OPTIONS] ARGS\n"
-            "\n"
-            "Compile, check and analyze Invariant-language (or Lua) policies for AI-agent\n"
-            "traces with the same engine as vigild, without a server.\n"
-            "\n"
-            "commands:\n"
-            "  check FILE...                  compile each policy; print every diagnostic as\n"
-            "                                 FILE:LINE:COL: MESSAGE\n"
-            "  compile [--emit-lua] FILE      compile one policy; print its rules, or with\n"
-            "                                 --emit-lua the generated Lua\n"
-            "  analyze POLICY TRACE.json      run a policy over a trace and print the\n"
-            "                                 violations (one block each)\n"
-            "      --param NAME=VALUE         a policy parameter (input.NAME); VALUE is read as\n"
-            "                                 JSON when it parses, else as a string; repeatable\n"
-            "      --json                     print the native JSON answer {\"violations\": [...]}\n"
-            "\n"
-            "options for every command:\n"
-            "  --language invariant|lua       policy language (default: by file extension,\n"
-            "                                 .lua is Lua, anything else Invariant)\n"
-            "  -h, --help                     this text\n"
-            "  -V, --version                  print the version\n"
-            "\n"
-            "A trace file holds a JSON list of events, or an object with a \"trace\" or\n"
-            "\"messages\" list. FILE may be - for standard input.\n"
-            "\n"
-            "exit status:\n"
-            "  0  success: no diagnostics (check), compiled (compile), no violation (analyze)\n"
-            "  1  findings: a policy has diagnostics (check), violations found (analyze)\n"
-            "  2  usage or input error: bad arguments, unreadable file, invalid JSON or trace,\n"
-            "     a policy that does not compile (compile, analyze)\n"
-            "  3  evaluation failed: a runtime error in the policy, a memory or time limit,\n"
-            "     an internal error\n");
+    fprintf(
+        f, "usage: vigil COMMAND [OPTIONS] ARGS\n"
+           "\n"
+           "Compile, check and analyze Invariant-language (or Lua) policies for AI-agent\n"
+           "traces with the same engine as vigild, without a server.\n"
+           "\n"
+           "commands:\n"
+           "  check FILE...                  compile each policy; print every diagnostic as\n"
+           "                                 FILE:LINE:COL: MESSAGE\n"
+           "  compile [--emit-lua] FILE      compile one policy; print its rules, or with\n"
+           "                                 --emit-lua the generated Lua\n"
+           "  analyze POLICY TRACE.json      run a policy over a trace and print the\n"
+           "                                 violations (one block each)\n"
+           "      --param NAME=VALUE         a policy parameter (input.NAME); VALUE is read as\n"
+           "                                 JSON when it parses, else as a string; repeatable\n"
+           "      --json                     print the native JSON answer {\"violations\": [...]}\n"
+           "\n"
+           "options for every command:\n"
+           "  --language invariant|lua       policy language (default: by file extension,\n"
+           "                                 .lua is Lua, anything else Invariant)\n"
+           "  -h, --help                     this text\n"
+           "  -V, --version                  print the version\n"
+           "\n"
+           "A trace file holds a JSON list of events, or an object with a \"trace\" or\n"
+           "\"messages\" list. FILE may be - for standard input.\n"
+           "\n"
+           "exit status:\n"
+           "  0  success: no diagnostics (check), compiled (compile), no violation (analyze)\n"
+           "  1  findings: a policy has diagnostics (check), violations found (analyze)\n"
+           "  2  usage or input error: bad arguments, unreadable file, invalid JSON or trace,\n"
+           "     a policy that does not compile (compile, analyze)\n"
+           "  3  evaluation failed: a runtime error in the policy, a memory or time limit,\n"
+           "     an internal error\n");
 }
 
 /* ------------------------------------------------------------------ small buffers */
@@ -102,11 +102,21 @@ static void sb_json_str(struct sb *b, const char *s, size_t n)
         sb_add(b, s + run, i - run);
         char esc[8];
         switch (c) {
-        case '"': sb_puts(b, "\\\""); break;
-        case '\\': sb_puts(b, "\\\\"); break;
-        case '\n': sb_puts(b, "\\n"); break;
-        case '\r': sb_puts(b, "\\r"); break;
-        case '\t': sb_puts(b, "\\t"); break;
+        case '"':
+            sb_puts(b, "\\\"");
+            break;
+        case '\\':
+            sb_puts(b, "\\\\");
+            break;
+        case '\n':
+            sb_puts(b, "\\n");
+            break;
+        case '\r':
+            sb_puts(b, "\\r");
+            break;
+        case '\t':
+            sb_puts(b, "\\t");
+            break;
         default:
             snprintf(esc, sizeof esc, "\\u%04x", c);
             sb_puts(b, esc);
@@ -203,14 +213,14 @@ static void print_diagnostics(const char *file, const struct js *error)
         for (size_t i = 0; i < d->len; i++) {
             const struct js *x = d->items[i];
             const char *m = js_str(js_get(x, "message"));
-            printf("%s:%d:%d: %s\n", file, num_int(js_get(x, "line")),
-                   num_int(js_get(x, "column")), m ? m : "error");
+            printf("%s:%d:%d: %s\n", file, num_int(js_get(x, "line")), num_int(js_get(x, "column")),
+                   m ? m : "error");
         }
         return;
     }
     const char *m = js_str(js_get(error, "message"));
-    printf("%s:%d:%d: %s\n", file, num_int(js_get(error, "line")),
-           num_int(js_get(error, "column")), m ? m : "policy does not compile");
+    printf("%s:%d:%d: %s\n", file, num_int(js_get(error, "line")), num_int(js_get(error, "column")),
+           m ? m : "policy does not compile");
 }
 
 /* Reports a worker error answer on stderr; returns the exit code it maps to. */
@@ -342,8 +352,10 @@ static int cmd_compile(const struct opts *o)
             if (lua->len == 0 || lua->str[lua->len - 1] != '\n')
                 putchar('\n');
         } else {
-            fprintf(stderr, "%s: %s: no generated Lua for this policy (a Lua policy is its own "
-                            "code)\n", progname, file);
+            fprintf(stderr,
+                    "%s: %s: no generated Lua for this policy (a Lua policy is its own "
+                    "code)\n",
+                    progname, file);
             rc = EXIT_INPUT;
         }
     } else {
@@ -385,8 +397,10 @@ static int add_trace(struct sb *req, const char *path)
             list = js_get(v, "messages");
     }
     if (!list || list->type != JS_ARRAY) {
-        fprintf(stderr, "%s: %s: a trace is a JSON list of events (or an object with a "
-                        "\"trace\" or \"messages\" list)\n", progname, path);
+        fprintf(stderr,
+                "%s: %s: a trace is a JSON list of events (or an object with a "
+                "\"trace\" or \"messages\" list)\n",
+                progname, path);
         js_free(v);
         free(text);
         return -1;
@@ -430,8 +444,7 @@ static void print_span(const char *raw, const struct js *v)
     fwrite(raw + v->start, 1, v->end - v->start, stdout);
 }
 
-static void print_violation(const char *policy_file, const char *raw, size_t n,
-                            const struct js *v)
+static void print_violation(const char *policy_file, const char *raw, size_t n, const struct js *v)
 {
     const struct js *rule = js_get(v, "rule");
     const char *msg = js_str(js_get(v, "message"));
@@ -559,8 +572,8 @@ int main(int argc, char **argv)
             }
             if (is_lang) {
                 if (strcmp(v, "invariant") != 0 && strcmp(v, "lua") != 0) {
-                    fprintf(stderr, "%s: --language is 'invariant' or 'lua', not '%s'\n",
-                            progname, v);
+                    fprintf(stderr, "%s: --language is 'invariant' or 'lua', not '%s'\n", progname,
+                            v);
                     return EXIT_INPUT;
                 }
                 o.language = v;

@@ -33,7 +33,8 @@ local function write(name, text)
    return p
 end
 
-local GOOD = 'raise "wire transfer announced" if:\n    (msg: Message)\n    msg.role == "assistant"\n    "wire transfer" in msg.content\n'
+local GOOD = 'raise "wire transfer announced" if:\n    (msg: Message)\n'
+   .. '    msg.role == "assistant"\n    "wire transfer" in msg.content\n'
 local TRACE = cjson.encode({
    { role = "user", content = "pay the invoice" },
    { role = "assistant", content = "I will start a wire transfer today." },
