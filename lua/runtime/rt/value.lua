@@ -290,7 +290,16 @@ eq = function(a, b)
    if ma == Event or mb == Event or ma == Record or mb == Record then
       if ma ~= mb then return false end
       if ma == Event then return a.kind == b.kind and a.path == b.path and a.idx == b.idx end
-      return false -- records: identity only (checked above)
+      -- records (chunks, functions, tool parameters): same class and equal fields
+      if a.kind ~= b.kind then return false end
+      for k, v in pairs(a) do
+         local w = b[k]
+         if w == nil or not eq(v, w) then return false end
+      end
+      for k in pairs(b) do
+         if a[k] == nil then return false end
+      end
+      return true
    end
    local la, lb = is_list(a), is_list(b)
    local da, db = is_dict(a), is_dict(b)
