@@ -6,6 +6,7 @@
 -- Codes and kinds:
 --   E000 internal               a bug in the compiler (never expected)
 --   E101 syntax                 the first syntax error only; message "expected X but found Y"
+--   E102 too-complex            the policy's structure exceeds the compiler's depth limits
 --   E201 unknown-identifier     "Failed to resolve identifier <name>"
 --   E202 unknown-type           "Failed to resolve type <T>"
 --   E203 duplicate-declaration  "Variable <name> already declared"
@@ -49,10 +50,10 @@ function M.has_errors(diags)
    return diags[1] ~= nil
 end
 
--- Syntax and internal errors stop every later pass.
+-- Syntax, resource and internal errors stop every later pass.
 function M.has_fatal(diags)
    for _, d in ipairs(diags) do
-      if d.kind == "syntax" or d.kind == "internal" then return true end
+      if d.kind == "syntax" or d.kind == "internal" or d.kind == "too-complex" then return true end
    end
    return false
 end

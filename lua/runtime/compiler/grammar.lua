@@ -179,9 +179,22 @@ local UNOP = { ["not"] = "not", ["u-"] = "-", ["u+"] = "+" }
 
 -- captures: [prefix_pos, prefix_op]*, operand, { op_pos, op, [cond if op == "if"],
 -- [prefix_pos, prefix_op]*, operand }*
+M.MAX_CHAIN = 20000 -- captures in one operator chain (about 10000 operators)
+
 function B.chain(...)
    local n = select("#", ...)
    if n == 1 then return (...) end
+   if n > M.MAX_CHAIN then
+      local first = ...
+      local line, col = 1, 1
+      if type(first) == "number" then
+         line, col = loc(first)
+      elseif type(first) == "table" then
+         line, col = first.line, first.col
+      end
+      ast.syntax_error(line, col, "expression too long (more than 10000 operators in one expression)")
+   end
+
    local t = { ... }
    local vals, nv, ops, no = {}, 0, {}, 0
    local function reduce()

@@ -186,9 +186,26 @@ function M.locate(state, pos)
    if state.ascii[line] then
       col = col + nbytes
    else
-      local _, cont = gsub(sub(text, 1, nbytes), "[\128-\191]", "")
-      col = col + nbytes - cont
+      -- chars[k] = number of characters in the first k bytes of the line (built once per line)
+      local cache = state.char_counts
+      if not cache then
+         cache = {}
+         state.char_counts = cache
+      end
+      local chars = cache[line]
+      if not chars then
+         chars = { [0] = 0 }
+         local c = 0
+         for k = 1, #text do
+            local b = byte(text, k)
+            if b < 128 or b > 191 then c = c + 1 end
+            chars[k] = c
+         end
+         cache[line] = chars
+      end
+      col = col + chars[nbytes]
    end
+
    return state.map[line], col + 1 + (state.margin[line] or 0)
 end
 

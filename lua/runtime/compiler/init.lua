@@ -36,7 +36,12 @@ local function run_passes(state, last)
          return state
       end
       local ok, err = pcall(mod.run, state)
-      if not ok then
+      if not ok and type(err) == "string" and find(err, "stack overflow", 1, true) then
+         state.diags[#state.diags + 1] = diag.new("E102", "too-complex", 1, 1,
+            "policy too complex to compile (expressions nested or chained too deeply)")
+         return state
+      elseif not ok then
+
          state.diags[#state.diags + 1] = diag.internal("internal compiler error in pass " .. p.name .. ": "
             .. tostring(type(err) == "table" and (err.message or err.msg) or err))
          return state

@@ -278,6 +278,18 @@ describe("grammar", function()
          assert.equal(2, st.diags[1].line)
       end)
 
+      it("over-long operator chains are a located error", function()
+         local st = helper.run_until("parse", 'raise "x" if:\n    ' .. ("a and "):rep(30000) .. "a\n")
+         assert.same({ { 2, 5, "syntax" } }, helper.diag_triples(st.diags))
+         assert.matches("expression too long", st.diags[1].message)
+      end)
+
+      it("structures too deep for the passes give a too-complex diagnostic, not a crash", function()
+         local st = require("compiler").front('raise "x" if:\n    x' .. (".y"):rep(150000) .. "\n")
+         assert.equal(1, #st.diags)
+         assert.equal("too-complex", st.diags[1].kind)
+      end)
+
       it("moderate nesting parses", function()
          local src = 'raise "x" if:\n    ' .. ("f("):rep(60) .. "1" .. (")"):rep(60) .. "\n"
          local st = helper.run_until("parse", src)
