@@ -58,10 +58,9 @@ struct wk {
     int fd;    /* the host end of the socketpair, CLOEXEC */
     int pidfd; /* pidfd of the worker, -1 if unsupported: signals never hit a reused pid */
 };
-#define WK_INIT                                                                                    \
-    {                                                                                              \
-        0, -1, -1                                                                                  \
-    }
+/* clang-format off */
+#define WK_INIT {0, -1, -1}
+/* clang-format on */
 
 /* Forks a jailed worker. Thread-safe (serialised internally). On PE_OK the worker has applied
  * its jail and is ready to serve. Errors: PE_EDEAD (the zygote is gone), PE_ESYS, or the jail
@@ -76,6 +75,7 @@ int zyg_spawn(struct zyg *z, struct wk *out, struct pe_err *err);
  *   PE_EDEAD      the worker died (EOF / reset);
  *   PE_EPROTO     a malformed or oversized answer: the worker was SIGKILLed;
  *   PE_EINVAL     len above the frame limit, or a dead wk (pid <= 0).
+ * After PE_ETIMEDOUT, PE_EDEAD and PE_EPROTO the wk is already released (as by wk_kill).
  * Not thread-safe per wk: one request in flight per worker; the host serialises. */
 int wk_call(struct wk *w, const char *req, size_t len, int timeout_ms, char **resp,
             size_t *resp_len, struct pe_err *err);
