@@ -317,6 +317,11 @@ static int recv_zmsg(int fd, struct zmsg *m, int fds[2])
         }
     }
     if (n != (ssize_t)sizeof *m) {
+        if (fds[0] >= 0)
+            close(fds[0]);
+        if (fds[1] >= 0)
+            close(fds[1]);
+        fds[0] = fds[1] = -1;
         errno = EPROTO;
         return -1;
     }
