@@ -509,7 +509,27 @@ solve = function(R, run, opts)
          for _, it in ipairs(filtered) do us[it] = true end
          unit_of[v.name] = us
          if not cands[v.name] then
-            cands[v.name] = filter_candidates(S, v, filtered, open_domain(run, v.type), e)
+            -- a sub-rule (quantifier block, predicate body) solved again and again in one run:
+            -- its candidates do not change when its filters read nothing from outside
+            local cacheable = outer ~= nil
+            if cacheable then
+               for _, it in ipairs(filtered) do
+                  for _, n in ipairs(it.reads or {}) do
+                     if not an.local_names[n] or bound0[n] then cacheable = false end
+                  end
+               end
+            end
+            local cache = cacheable and run.cand_cache and run.cand_cache[R]
+            if cache and cache[v.name] then
+               cands[v.name] = cache[v.name]
+            else
+               cands[v.name] = filter_candidates(S, v, filtered, open_domain(run, v.type), e)
+               if cacheable then
+                  run.cand_cache = run.cand_cache or setmetatable({}, { __mode = "k" })
+                  run.cand_cache[R] = run.cand_cache[R] or {}
+                  run.cand_cache[R][v.name] = cands[v.name]
+               end
+            end
          end
          if cands[v.name].n == 0 then return {}, cands end
       end

@@ -172,38 +172,47 @@ end
 function M.quantify(ctx, b, q, spec, negated)
    local run = ctx.run
    if getmt(spec) ~= nil or spec[1] ~= nil then spec = items_to_spec(spec) end
-   local R = M.normalize(spec)
+   -- a quantifier declared once (cond(..., count{...})) keeps its normalised sub-rule
+   local R = rawget(spec, "_R")
+   if not R then
+      R = M.normalize(spec)
+      rawset(spec, "_R", R)
+   end
    R.index = ctx.solver and ctx.solver.R.index
    if has_open(R) then run.touched = true end
    if q == nil or q == M.forall_q or (type(q) == "table" and q.kind == "forall") then
       -- forall: no assignment violates the block
-      local inner = {}
-      local maxpos, reads = 0, {}
-      for _, c in ipairs(R.conds) do
-         inner[#inner + 1] = c
-         if c.pos > maxpos then maxpos = c.pos end
-         for _, n in ipairs(c.reads) do reads[#reads + 1] = n end
-      end
-      for _, o in ipairs(R.orders) do
-         inner[#inner + 1] = { order = o }
-         reads[#reads + 1] = o.a; reads[#reads + 1] = o.b
-      end
-      for _, v in ipairs(R.vars) do reads[#reads + 1] = v.name end
-      for _, l in ipairs(R.lets) do reads[#reads + 1] = l.name end
-      local neg = { reads = reads, line = R.line, col = R.col, pos = maxpos + 1,
-         fn = function(c, e)
-            for _, it in ipairs(inner) do
-               if it.order then
-                  if not engine.order_holds(it.order.op, e[it.order.a], e[it.order.b]) then return true end
-               else
-                  local r = engine.call_item(it, it.fn, c, e)
-                  if r ~= true then return true end
+      local R2 = R._R2
+      if not R2 then
+         local inner = {}
+         local maxpos, reads = 0, {}
+         for _, c in ipairs(R.conds) do
+            inner[#inner + 1] = c
+            if c.pos > maxpos then maxpos = c.pos end
+            for _, n in ipairs(c.reads) do reads[#reads + 1] = n end
+         end
+         for _, o in ipairs(R.orders) do
+            inner[#inner + 1] = { order = o }
+            reads[#reads + 1] = o.a; reads[#reads + 1] = o.b
+         end
+         for _, v in ipairs(R.vars) do reads[#reads + 1] = v.name end
+         for _, l in ipairs(R.lets) do reads[#reads + 1] = l.name end
+         local neg = { reads = reads, line = R.line, col = R.col, pos = maxpos + 1,
+            fn = function(c, e)
+               for _, it in ipairs(inner) do
+                  if it.order then
+                     if not engine.order_holds(it.order.op, e[it.order.a], e[it.order.b]) then return true end
+                  else
+                     local r = engine.call_item(it, it.fn, c, e)
+                     if r ~= true then return true end
+                  end
                end
-            end
-            return false
-         end }
-      local R2 = { vars = R.vars, lets = R.lets, conds = { neg }, orders = {}, index = R.index,
-         line = R.line }
+               return false
+            end }
+         R2 = { vars = R.vars, lets = R.lets, conds = { neg }, orders = {}, line = R.line }
+         R._R2 = R2
+      end
+      R2.index = R.index
       local saved = ctx.marks
       local ms = engine.solve(R2, run, { outer = copy_outer(b), limit = 1 })
       ctx.marks = saved

@@ -27,7 +27,7 @@ end
 function M.key(rule_index, bindings)
    local names = {}
    for n in pairs(bindings) do names[#names + 1] = n end
-   table.sort(names)
+   if #names > 1 then table.sort(names) end
    local parts = {}
    for i, n in ipairs(names) do parts[i] = key_value(bindings[n]) end
    local inner
@@ -42,15 +42,21 @@ local FIELD_RANK = { metadata = 1, server = 2, role = 3, id = 3, name = 3, type 
    content = 4, description = 4, arguments = 4, text = 5, tool_calls = 5, ["function"] = 5,
    tool_call_id = 5, inputSchema = 5, image_url = 5 }
 
+local SPLIT, nsplit = {}, 0
 local function split(path)
-   local out = {}
-   for comp in tostring(path):gmatch("[^.]+") do out[#out + 1] = comp end
+   local out = SPLIT[path]
+   if out then return out end
+   out = {}
+   for comp in tostring(path):gmatch("[^.]+") do out[#out + 1] = tonumber(comp) or comp end
+   if nsplit > 200000 then SPLIT, nsplit = {}, 0 end
+   SPLIT[path] = out
+   nsplit = nsplit + 1
    return out
 end
 
 local function comp_less(a, b)
-   local na, nb = tonumber(a), tonumber(b)
-   if na and nb then return na < nb end
+   local na, nb = type(a) == "number", type(b) == "number"
+   if na and nb then return a < b end
    if na then return true end
    if nb then return false end
    local ra, rb = FIELD_RANK[a] or 100, FIELD_RANK[b] or 100
@@ -72,6 +78,7 @@ end
 
 -- sort range tuples {path, start?, stop?} in walk order (stable for equal ones)
 function M.sort_ranges(rs)
+   if #rs < 2 then return rs end
    for i, r in ipairs(rs) do r._sp = r._sp or split(r[1]); r._i = i end
    table.sort(rs, function(a, b)
       if range_less(a, b) then return true end
