@@ -101,3 +101,63 @@ describe("engine brute-force cross-check", function()
     end
   end)
 end)
+
+describe("engine brute-force cross-check, quantifiers", function()
+  it("count/forall blocks over an outer variable == naive counting", function()
+    local rt = require "rt"
+    local base = tonumber(os.getenv("VIGIL_SEED") or "") or os.time()
+    local cases = tonumber(os.getenv("VIGIL_CASES") or "") or 300
+    local NAMES = { "read", "send", "post", "ls" }
+    for k = 1, cases do
+      local seed = base + 7919 * k
+      local rng = gen.rng(seed)
+      local raw = gen.trace(rng, rng(0, 12))
+      local name = NAMES[rng(1, #NAMES)]
+      local use_flow = rng(1, 2) == 1
+      local kind = ({ "count", "forall", "count" })[rng(1, 3)]
+      local mn = rng(0, 3)
+      local mx = rng(1, 2) == 1 and rng(mn, 4) or nil
+      local negate = rng(1, 4) == 1
+      local head
+      if kind == "count" then
+        head = ("count { min = %d, max = %s, negate = %s,"):format(mn, mx and tostring(mx) or "nil", tostring(negate))
+      else
+        head = ("forall { negate = %s,"):format(tostring(negate))
+      end
+      local src = ([[rule { line = 1, raise = "q",
+  var("m", "Message", 2, 1),
+  cond({"m"}, 3, 1, %s
+    var("c", "ToolCall", 4, 1), %s
+    cond({"c"}, 5, 1, function(c, e) return e.c["function"].name == %q end) }) }]]):format(
+        head, use_flow and 'flow("m", "c", 4, 1),' or "", name)
+      local pol = assert(rt.load(src, "lua", "q"))
+      local got = {}
+      for _, v in ipairs(assert(rt.analyze(pol, gen.copy(raw)))) do got[#got + 1] = v.key end
+      table.sort(got)
+      -- naive
+      local st = assert(trace.normalize(gen.copy(raw)))
+      local want = {}
+      for _, m in ipairs(st.messages) do
+        local n, all = 0, true
+        for _, c in ipairs(st.calls) do
+          local after = (not use_flow) or m.seq < c.seq
+          local okc = c["function"].name == name
+          if after and okc then n = n + 1 end
+          if not (after and okc) then all = false end
+        end
+        local res
+        if kind == "count" then
+          res = n >= mn and (mx == nil or n <= mx)
+        else
+          res = all
+        end
+        if negate then res = not res end
+        if res then want[#want + 1] = ("(0, (%d,))"):format(m.idx) end
+      end
+      table.sort(want)
+      if table.concat(got, " ") ~= table.concat(want, " ") then
+        error(("seed %d: %s\n got  %s\n want %s"):format(seed, src, table.concat(got, " "), table.concat(want, " ")))
+      end
+    end
+  end)
+end)
