@@ -6,7 +6,23 @@
 -- (memory cap, instruction budget, deadline) are re-raised so that the C serve loop answers
 -- memory_limit / deadline_exceeded itself.
 local cjson = require "cjson"
-local sandbox = require "vigil.sandbox"
+-- vigil.sandbox exists inside the C sandbox; under a stock lua5.4 (specs, tools) fall back to a
+-- plain environment of the same shape (no sandbox guarantees there)
+local have_sb, sandbox = pcall(require, "vigil.sandbox")
+if not have_sb then
+  local G = _G
+  sandbox = { env = function()
+    local e = {}
+    for _, k in G.ipairs({ "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal",
+      "rawget", "rawlen", "rawset", "select", "setmetatable", "getmetatable", "tonumber",
+      "tostring", "type", "xpcall", "_VERSION", "string", "table", "math", "utf8",
+      "coroutine" }) do
+      e[k] = G[k]
+    end
+    e._G = e
+    return e
+  end }
+end
 
 local pcall, error, type, tostring, pairs, next, load = pcall, error, type, tostring, pairs, next, load
 local getmetatable, setmetatable, select = getmetatable, setmetatable, select
