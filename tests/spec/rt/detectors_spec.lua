@@ -135,6 +135,28 @@ describe("python_code", function()
       assert.are.same({ "eval", "f", "os.system", "len" }, r.function_calls)
       assert.is_false(r.syntax_error)
    end)
+   it("renders call targets like ast.unparse (checked against CPython)", function()
+      local cases = {
+         { '" ".join(x)', { "' '.join" } },
+         { "Popen(['a', \"b\"], stdout=PIPE,).communicate()",
+            { "Popen", "Popen(['a', 'b'], stdout=PIPE).communicate" } },
+         { "('abc' 'def').format(1)", { "'abcdef'.format" } },
+         { "f(x for x in y).g()", { "f", "f((x for x in y)).g" } },
+         { "u'%s'.join(a)", { "u'%s'.join" } },
+         { "(n & -n).bit_length()", { "(n & -n).bit_length" } },
+         { "{1: 2}.get(k)", { "{1: 2}.get" } },
+         { "rawdata[j:j + 1].isspace()", { "rawdata[j:j + 1].isspace" } },
+         { "b'\\x00ab'.split()", { "b'\\x00ab'.split" } },
+         { "(lambda: (yield))()", { "lambda: (yield)" } },
+         { "(a % (b, c)).strip()", { "(a % (b, c)).strip" } },
+      }
+      for _, c in ipairs(cases) do
+         local calls = {}
+         for i, x in ipairs(python.analyze(c[1]).function_calls) do calls[i] = x end
+         table.sort(calls)
+         assert.are.same(c[2], calls, c[1])
+      end
+   end)
    it("relative imports are None in the result", function()
       local r = D.python_code(nil, A("from . import x"))
       assert.are.equal(None, value.attr(r, "imports")[1])

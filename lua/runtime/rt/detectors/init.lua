@@ -145,6 +145,7 @@ local function category(cp)
    return ucat.NAMES[ucat.cats[lo]]
 end
 M.category = category
+python.set_category(category)
 
 function D.unicode(ctx, args, kwargs)
    local data = getarg(args, kwargs, 1, "data")

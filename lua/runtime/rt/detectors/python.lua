@@ -9,8 +9,10 @@
 -- indentation, a missing `:` on a compound statement header, a missing block, adjacent atoms
 -- (`print "x"`), a statement ending in an operator, and invalid characters.
 local error, pcall, type = error, pcall, type
-local ssub, sfind, smatch, sfmt, slower = string.sub, string.find,
-   string.match, string.format, string.lower
+local ssub, sfind, smatch, sfmt, slower, sgsub, schar, sbyte = string.sub, string.find,
+   string.match, string.format, string.lower, string.gsub, string.char, string.byte
+local tonumber = tonumber
+local uchar, ulen, ucodes = utf8.char, utf8.len, utf8.codes
 local tconcat = table.concat
 
 -- luacheck: no max line length
@@ -233,45 +235,202 @@ local function is_kw(tok, w) return tok and tok.t == "name" and tok.v == w end
 
 -- source text of toks[a..b] roughly as ast.unparse writes it (redundant outer parentheses
 -- dropped, spaces after commas/colons/keywords and around binary operators)
-local NOSPACE_BEFORE = { ["."] = true, ["("] = true, ["["] = true, [")"] = true, ["]"] = true,
-   ["}"] = true, [","] = true, [":"] = true }
-local NOSPACE_AFTER = { ["."] = true, ["("] = true, ["["] = true, ["{"] = true, ["~"] = true }
+-- Python string literal token -> (kind "str" | "bytes" | "f", value) ; value is the decoded
+-- text for str/bytes (UTF-8 bytes), the raw body for f-strings
+local function decode_literal(v)
+   local prefix = smatch(v, "^[%a]*")
+   local lp = slower(prefix)
+   local q = ssub(v, #prefix + 1, #prefix + 1)
+   local triple = ssub(v, #prefix + 1, #prefix + 3) == q .. q .. q
+   local ql = triple and 3 or 1
+   local body = ssub(v, #prefix + 1 + ql, #v - ql)
+   local kind = sfind(lp, "f", 1, true) and "f" or (sfind(lp, "b", 1, true) and "bytes" or "str")
+   if kind == "f" or sfind(lp, "r", 1, true) then return kind, body end
+   local simple = { n = "\n", r = "\r", t = "\t", a = "\a", b = "\b", f = "\f", v = "\v",
+      ["\\"] = "\\", ["'"] = "'", ['"'] = '"', ["\n"] = "" }
+   local out = sgsub(body, "\\(.)([0-7]?[0-7]?)", function(c, more)
+      if simple[c] then return simple[c] .. more end
+      if smatch(c, "[0-7]") then return schar(tonumber(c .. more, 8) % 256) end
+      return nil
+   end)
+   out = sgsub(out, "\\x(%x%x)", function(h) return schar(tonumber(h, 16)) end)
+   if kind == "str" then
+      out = sgsub(out, "\\u(%x%x%x%x)", function(h) return uchar(tonumber(h, 16)) end)
+      out = sgsub(out, "\\U(%x%x%x%x%x%x%x%x)", function(h) return uchar(tonumber(h, 16)) end)
+   end
+   return kind, out
+end
+
+-- Python repr() of a str (UTF-8) or bytes value
+local NONPRINT = { Cc = true, Cf = true, Cs = true, Co = true, Cn = true, Zl = true, Zp = true,
+   Zs = true }
+local category -- set by the detectors module (rt.detectors.category) to avoid a require cycle
+function M.set_category(f) category = f end
+
+local function py_repr(kind, sval)
+   local q = "'"
+   if sfind(sval, "'", 1, true) and not sfind(sval, '"', 1, true) then q = '"' end
+   local out = {}
+   local function esc(c)
+      if c == 92 then return "\\\\" end
+      if c == 10 then return "\\n" end
+      if c == 13 then return "\\r" end
+      if c == 9 then return "\\t" end
+      if schar(c) == q then return "\\" .. q end
+      if c < 32 or c == 127 then return sfmt("\\x%02x", c) end
+      return nil
+   end
+   if kind == "bytes" or not ulen(sval) then
+      for i = 1, #sval do
+         local c = sbyte(sval, i)
+         out[#out + 1] = esc(c) or (c >= 128 and sfmt("\\x%02x", c)) or schar(c)
+      end
+      return (kind == "bytes" and "b" or "") .. q .. tconcat(out) .. q
+   end
+   for _, c in ucodes(sval) do
+      local e = c < 128 and esc(c)
+      if e then out[#out + 1] = e
+      elseif c >= 128 and category and c ~= 32 and NONPRINT[category(c)] then
+         out[#out + 1] = c < 256 and sfmt("\\x%02x", c) or c < 65536 and sfmt("\\u%04x", c)
+            or sfmt("\\U%08x", c)
+      else out[#out + 1] = uchar(c) end
+   end
+   return q .. tconcat(out) .. q
+end
+M.py_repr = py_repr
+
+local OPEN = { ["("] = true, ["["] = true, ["{"] = true }
+local CLOSEB = { [")"] = true, ["]"] = true, ["}"] = true }
+
+-- source text of toks[a..b] as ast.unparse writes it (approximately): redundant outer
+-- parentheses dropped, string literals in repr() form (adjacent ones joined), trailing commas
+-- dropped, spaces after commas/colons/keywords and around binary operators, none inside slices
 local function render(toks, a, b)
    while b > a and toks[a].t == "op" and toks[a].v == "(" and toks[b].t == "op" and toks[b].v == ")" do
-      -- strip only when the parentheses enclose everything
-      local depth, enclosing = 0, true
+      local depth, enclosing, commas = 0, true, 0
       for k = a, b do
          local t = toks[k]
-         if t.t == "op" and (t.v == "(" or t.v == "[" or t.v == "{") then depth = depth + 1
-         elseif t.t == "op" and (t.v == ")" or t.v == "]" or t.v == "}") then
+         if t.t == "op" and OPEN[t.v] then depth = depth + 1
+         elseif t.t == "op" and CLOSEB[t.v] then
             depth = depth - 1
             if depth == 0 and k < b then enclosing = false; break end
-         end
+         elseif depth == 1 and t.t == "op" and t.v == "," then commas = commas + 1 end
       end
-      if not enclosing then break end
+      if not enclosing or commas > 0 then break end
       a, b = a + 1, b - 1
    end
-   local out = {}
-   for k = a, b do
-      local t, p = toks[k], toks[k - 1]
-      if k > a then
-         local space
-         if t.t == "op" and NOSPACE_BEFORE[t.v] then space = false
-         elseif p.t == "op" and NOSPACE_AFTER[p.v] then space = false
-         elseif p.t == "op" and (p.v == "," or p.v == ":") then space = true
-         elseif t.t == "op" or p.t == "op" then space = true
-         else space = true end
-         if t.t == "op" and t.v == ":" and p.t == "name" and p.v == "lambda" then space = false end
-         if (t.t == "op" and t.v == "=") or (p.t == "op" and p.v == "=") then space = false end
-         -- unary operators: no space after them
-         local pp = toks[k - 2]
-         if p.t == "op" and (p.v == "*" or p.v == "**" or p.v == "-" or p.v == "+")
-            and (k - 1 == a or (pp.t == "op" and (pp.v == "(" or pp.v == "," or pp.v == "=" or pp.v == "["))) then
-            space = false
+   -- parentheses around a primary (names, literals, calls, subscripts, attributes) are dropped;
+   -- a generator that is the only argument of a call gets its own parentheses (ast.unparse)
+   local drop, wrap = {}, {}
+   do
+      local opens = {}
+      for k = a, b do
+         local t = toks[k]
+         if t.t == "op" and OPEN[t.v] then
+            opens[#opens + 1] = k
+         elseif t.t == "op" and CLOSEB[t.v] and #opens > 0 then
+            local o = opens[#opens]
+            opens[#opens] = nil
+            if toks[o].v == "(" then
+               local before = toks[o - 1]
+               local is_call = o > a and before and (before.t == "name" and not KEYWORDS[before.v]
+                  or before.t == "string" or (before.t == "op" and CLOSEB[before.v]))
+               local depth, primary, has_for, commas = 0, k > o + 1, false, 0
+               for m = o + 1, k - 1 do
+                  local u = toks[m]
+                  if u.t == "op" and OPEN[u.v] then depth = depth + 1
+                  elseif u.t == "op" and CLOSEB[u.v] then depth = depth - 1
+                  elseif depth == 0 then
+                     if u.t == "op" and u.v ~= "." then primary = false end
+                     if u.t == "op" and u.v == "," then commas = commas + 1 end
+                     if u.t == "name" and KEYWORDS[u.v] and u.v ~= "None" and u.v ~= "True"
+                        and u.v ~= "False" then
+                        primary = false
+                        if u.v == "for" then has_for = true end
+                     end
+                  end
+               end
+               if not is_call and primary then drop[o], drop[k] = true, true end
+               if is_call and has_for and commas == 0 then wrap[o], wrap[k] = true, true end
+            end
          end
-         if space then out[#out + 1] = " " end
       end
-      out[#out + 1] = t.v
+   end
+   local out = {}
+   local stack = {} -- open brackets: { v = "(" | "[" | "{", call = bool, commas = n }
+   local prev -- previous emitted token
+   local k = a
+   while k <= b do
+      local t = toks[k]
+      local text = t.v
+      local skip = false
+      if t.t == "string" then
+         -- implicit concatenation of adjacent literals
+         local kind, val = decode_literal(t.v)
+         local parts, j = { val }, k
+         while j + 1 <= b and toks[j + 1].t == "string" do
+            local k2, v2 = decode_literal(toks[j + 1].v)
+            if k2 ~= kind then break end
+            parts[#parts + 1] = v2
+            j = j + 1
+         end
+         if kind == "f" then
+            text = "f" .. py_repr("str", tconcat(parts))
+            text = sgsub(text, "\\\\", "\\") -- keep replacement fields and escapes as written
+         else
+            text = py_repr(kind, tconcat(parts))
+            if smatch(t.v, "^[uU]") then text = "u" .. text end
+         end
+         k = j
+      elseif t.t == "op" and t.v == "," then
+         local nx = toks[k + 1]
+         local top = stack[#stack]
+         if k < b and nx.t == "op" and CLOSEB[nx.v] then
+            -- a trailing comma: kept only for a one-element tuple
+            skip = not (top and top.v == "(" and not top.call and top.commas == 0)
+         end
+         if top then top.commas = top.commas + 1 end
+      end
+      if drop[k] then skip = true end
+      if wrap[k] then text = t.v == "(" and "((" or "))" end
+      if not skip then
+         if prev then
+            local space
+            local pv = prev.t == "op" and prev.v
+            local tv = t.t == "op" and t.v
+            local top = stack[#stack]
+            local in_slice = top and top.v == "["
+            if tv == "." or tv == "," or tv == ")" or tv == "]" or tv == "}" then space = false
+            elseif tv == ":" then space = false
+            elseif (tv == "(" or tv == "[") and prev.t ~= "op" and not (prev.t == "name" and KEYWORDS[prev.v]) then
+               space = false -- call or subscript
+            elseif (tv == "(" or tv == "[") and (pv == ")" or pv == "]") then space = false
+            elseif pv == "." or pv == "(" or pv == "[" or pv == "{" or pv == "~" then space = false
+            elseif pv == ":" then space = not in_slice
+            elseif pv == "," then space = true
+            elseif tv == "=" or pv == "=" then space = false
+            elseif prev.unary then space = false
+            else space = true end
+            if space then out[#out + 1] = " " end
+         end
+         if t.t == "op" and (t.v == "-" or t.v == "+" or t.v == "*" or t.v == "**" or t.v == "~") then
+            local pv = prev and prev.t == "op" and prev.v
+            t = { t = t.t, v = t.v, unary = (prev == nil) or (pv and not CLOSEB[pv])
+               or (prev.t == "name" and KEYWORDS[prev.v] and prev.v ~= "None" and prev.v ~= "True"
+                  and prev.v ~= "False") }
+         end
+         out[#out + 1] = text
+         prev = t
+      end
+      if t.t == "op" and OPEN[t.v] then
+         local before = toks[k - 1]
+         stack[#stack + 1] = { v = t.v, commas = 0,
+            call = k > a and before and (before.t == "name" or before.t == "string"
+               or (before.t == "op" and CLOSEB[before.v])) or false }
+      elseif t.t == "op" and CLOSEB[t.v] then
+         stack[#stack] = nil
+      end
+      k = k + 1
    end
    return tconcat(out)
 end
@@ -289,7 +448,7 @@ local function analyze_tokens(toks, res, seen_calls)
       local prev = toks[i - 1]
       local nxt = toks[i + 1]
       if tk.t == "newline" then
-         if prev and prev.t == "op" and BINOP_END[prev.v] and #bracket == 0 then
+         if prev and prev.t == "op" and BINOP_END[prev.v] and #bracket == 0 and stmt_kind ~= "from" then
             syntax("invalid syntax", prev.line)
          end
          if stmt_kind and COMPOUND[stmt_kind] then
@@ -330,7 +489,8 @@ local function analyze_tokens(toks, res, seen_calls)
                syntax("invalid syntax", tk.line)
             end
          end
-         if tk.t == "op" and tk.v == "=" and prev and prev.t == "name" and KEYWORDS[prev.v] then
+         if tk.t == "op" and tk.v == "=" and prev and prev.t == "name" and KEYWORDS[prev.v]
+            and prev.v ~= "None" and prev.v ~= "True" and prev.v ~= "False" then -- (`x: T | None = v`)
             syntax("invalid syntax", tk.line)
          end
          stmt_start = false
@@ -386,15 +546,17 @@ local function analyze_tokens(toks, res, seen_calls)
                local depth = 0
                while j >= 1 do
                   local t = toks[j]
-                  if t.t == "op" and (t.v == ")" or t.v == "]") then depth = depth + 1
-                  elseif t.t == "op" and (t.v == "(" or t.v == "[") then
+                  if t.t == "op" and (t.v == ")" or t.v == "]" or t.v == "}") then depth = depth + 1
+                  elseif t.t == "op" and (t.v == "(" or t.v == "[" or t.v == "{") then
                      depth = depth - 1
                      if depth < 0 then j = j + 1; break end
                   elseif depth == 0 then
                      if t.t == "name" and not KEYWORDS[t.v] then
                         local pt = toks[j - 1]
                         if not (pt and pt.t == "op" and pt.v == ".") then break end
-                     elseif t.t == "string" then break
+                     elseif t.t == "string" then
+                        while toks[j - 1] and toks[j - 1].t == "string" do j = j - 1 end
+                        break
                      elseif not (t.t == "op" and t.v == ".") then
                         j = j + 1; break
                      end
@@ -452,8 +614,13 @@ local function analyze_tokens(toks, res, seen_calls)
                      b = b + 1
                   end
                   local expr = ssub(body, a + 1, b - 1)
+                  -- self-documenting `{x=}`
+                  if smatch(expr, "[^=!<>]=%s*$") then expr = smatch(expr, "^(.-)=%s*$") end
                   local ok, sub = M._sub_tokens(expr)
-                  if ok then analyze_tokens(sub, res, seen_calls) end
+                  if ok then
+                     -- a problem inside a replacement field is not reported as the program's
+                     pcall(analyze_tokens, sub, res, seen_calls)
+                  end
                   local e = sfind(body, "}", b, true)
                   p = (e or #body) + 1
                end
