@@ -5,7 +5,9 @@
 #   sh bench/run.sh       (from the repository root, after `make`)
 #
 # What is measured (targets from the issues; the reference figures are Invariant's):
-#   a) POST /v1/check, 3 rules x 10/100/1,000/10,000 events, median of several runs
+#   a) POST /v1/check, 3 rules x 10/100/1,000/10,000 events, median of several runs; the same
+#      analyses in-process (bench/analyze_bench.lua: engine time without HTTP and IPC); peak RSS
+#      of a session worker after analyzing 10,000 events
 #   b) POST /v1/sessions latency, median and p99 over 1,000 (each session deleted, untimed)
 #   c) round trip of a trivial request: GET /healthz and POST /v1/sessions/{sid}/eval through a
 #      warm worker, median over 10,000
@@ -149,6 +151,42 @@ for r in $RULES; do
             row "a) /v1/check" "$r @ $n events" "$(ms "$(field median_us "$out")") median ($nv violations)" "$tgt"
         fi
     done
+done
+
+# the same analyses in-process (lua5.4 + rt, no HTTP, no IPC): engine time vs transport time
+timeout 300 "$LUA" bench/analyze_bench.lua "$T" $RULES >"$T/engine.txt" 2>&1
+while IFS= read -r line; do
+    case $line in
+    analyze*) row "a) engine only" "$(field rule "$line") @ $(field events "$line") events (in-process rt.analyze)" \
+        "$(field median_ms "$line") ms median (+ $(field decode_ms "$line") ms JSON decode)" "";;
+    n/a*) row "a) engine only" "in-process rt.analyze" "$line" "";;
+    esac
+done <"$T/engine.txt"
+[ -s "$T/engine.txt" ] || row "a) engine only" "in-process rt.analyze" "n/a: analyze_bench.lua printed nothing" ""
+
+# peak memory of a session worker that analyzed the 10,000-event trace, per rule (VmHWM)
+for r in $RULES; do
+    SID=$(new_session)
+    [ -n "$SID" ] || { row "a) memory" "$r @ 10000 events" "n/a: cannot create a session" ""; continue; }
+    printf '{"policy": %s}' "$(policy_json "bench/rules/$r.inv")" >"$T/pol.json"
+    st=$(curl_json POST "/v1/sessions/$SID/policies" "$T/pol.json")
+    PID=$(jget "$T/c.json" 'j.id')
+    if [ "$st" != 201 ] || [ -z "$PID" ]; then
+        row "a) memory" "$r @ 10000 events" "n/a: POST .../policies -> HTTP $st" ""
+        del_session "$SID"; continue
+    fi
+    printf '{"trace": %s}' "$(cat "$T/trace10000.json")" >"$T/an.json"
+    st=$(curl_json POST "/v1/sessions/$SID/policies/$PID/analyze" "$T/an.json")
+    curl_json GET "/v1/sessions/$SID" >/dev/null
+    WPID=$(jget "$T/c.json" 'j.worker_pid')
+    if [ "$st" = 200 ] && [ -n "$WPID" ] && [ -r "/proc/$WPID/status" ]; then
+        hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$WPID/status")
+        row "a) memory" "$r @ 10000 events: worker peak RSS (VmHWM)" \
+            "$(awk -v k="$hwm" 'BEGIN { printf "%.1f MiB", k / 1024 }')" "under the session cap (Lua heap 256 MiB default)"
+    else
+        row "a) memory" "$r @ 10000 events" "n/a: analyze HTTP $st, worker pid '${WPID:-}'" ""
+    fi
+    del_session "$SID"
 done
 
 # --- b) session creation -------------------------------------------------------------------
