@@ -1,6 +1,7 @@
 -- rt.detectors.ucat: Unicode general categories as ranges (generated from Python 3.11.7
 -- unicodedata 14.0.0 by a one-off script; do not edit). starts[i] is the first code point of a
 -- run of category NAMES[cats[i]].
+-- luacheck: ignore
 return {
    NAMES = {"Cc", "Cf", "Cn", "Co", "Cs", "Ll", "Lm", "Lo", "Lt", "Lu", "Mc", "Me", "Mn", "Nd", "Nl", "No", "Pc", "Pd", "Pe", "Pf", "Pi", "Po", "Ps", "Sc", "Sk", "Sm", "So", "Zl", "Zp", "Zs"},
    starts = {
