@@ -491,20 +491,25 @@ function M.not_(a) return not truthy(a) end
 ------------------------------------------------------------------------------------------------
 -- JSON-object strings (spec §6.4): `.field` on a string that parses as JSON
 
-local json_cache = setmt({}, { __mode = "v" })
+local json_cache, json_n = {}, 0
 local json_fail = {}
+local JSON_START = {}
+for c in ("{[\"-0123456789tfn \t\r\n"):gmatch(".") do JSON_START[c] = true end
 local function parse_json_string(s)
+   if not JSON_START[s:sub(1, 1)] then return nil end -- cannot be JSON: skip the decoder
    local v = json_cache[s]
    if v == json_fail then return nil end
    if v ~= nil then return v end
    local ok, r = pcall(cjson.decode, s)
+   if json_n >= 4096 then json_cache, json_n = {}, 0 end -- bounded: a worker lives long
+   json_n = json_n + 1
    if not ok then
       json_cache[s] = json_fail
       return nil
    end
    if r == nil then r = None end
    r = from_json(r)
-   if type(r) == "table" then json_cache[s] = r end
+   json_cache[s] = r
    return r
 end
 M.parse_json_string = parse_json_string
