@@ -2,6 +2,8 @@
 -- in-process (rt.load / rt.analyze / rt.monitor + rt.push / rt.render) and prints TAP.
 --
 --   lua5.4 tests/conformance/run.lua CASES_DIR [ID-SUBSTRING...]
+--   (CONFORMANCE_SHOW_LUA=1 also prints the generated Lua of each failing case;
+--    CONFORMANCE_BUDGET=<million VM instructions> per case, default 2000)
 --
 -- Each case is converted to the canonical form of the suite's README (event arguments become
 -- {"$event", "trace_idx", "$path"?} placeholders, only whole-event and substring addresses are
@@ -109,6 +111,19 @@ for n, case in ipairs(cases) do
       print("#   feature: " .. tostring(case.feature) .. ", source: " .. tostring(case.source))
       for _, line in ipairs(diff or {}) do
          for l in (tostring(line) .. "\n"):gmatch("(.-)\n") do print("#   " .. l) end
+      end
+      if os.getenv("CONFORMANCE_SHOW_LUA") == "1" then
+         -- the generated Lua, line N = policy line N (debug aid)
+         local okc, compiler = pcall(require, "compiler")
+         local lua = okc and compiler.compile(case.policy, "=policy:" .. case.id)
+         if type(lua) == "string" then
+            local i = 0
+            for l in (lua):gmatch("([^\n]*)\n?") do
+               i = i + 1
+               if i > 200 then break end
+               print(("#   lua %3d | %s"):format(i, l))
+            end
+         end
       end
    end
    tally(by_feature, case.feature or "?", ok)
