@@ -3,6 +3,7 @@
  *   ok(cond, fmt, ...)    one test line; returns cond
  *   is(got, want, fmt...) integer equality, prints both on failure
  *   note(fmt, ...)        a "# ..." comment line
+ *   skip(fmt, ...)        an "ok N # SKIP why" line
  *   done_testing()        prints the plan; returns the exit status (0 iff all passed)
  * Header-only: every function is static; include it from exactly one .c per program.
  */
@@ -55,6 +56,19 @@ __attribute__((format(printf, 1, 2), unused)) static void note(const char *fmt, 
     vprintf(fmt, ap);
     printf("\n");
     va_end(ap);
+    fflush(stdout);
+}
+
+/* A skipped test: counts as passed, says why. */
+__attribute__((format(printf, 1, 2), unused)) static void skip(const char *fmt, ...)
+{
+    va_list ap;
+    tap_n++;
+    printf("ok %d # SKIP ", tap_n);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
     fflush(stdout);
 }
 
