@@ -519,7 +519,6 @@ function M.new_env(name)
    env.SUCC = function(a, b) return engine.order_holds("~>", a, b) end
    env.TRACE = M.trace
    env.None = None
-   local user_pred = env.predicate
    env.predicate = function(nm, params, line, items)
       if type(nm) == "table" then return M.predicate(nm) end
       local spec = items_to_spec(items or {})
@@ -528,7 +527,6 @@ function M.new_env(name)
       env[nm] = f
       return f
    end
-   local _ = user_pred
    env._G = env
    return env, P
 end
