@@ -226,6 +226,7 @@ describe("compiled constructs, end to end", function()
     {"predicates named c, e, AND", 'c(x: ToolCall) :=\n    x.function.name == "a"\ne(x: ToolCall) :=\n    c(x)\nAND(x: ToolCall) :=\n    e(x)\nraise "t" if:\n    (m: ToolCall)\n    [AND(y) for y in [m]] == [True]\n', 1},
     {"flow from a derived variable", 'raise "t" if:\n    (o: ToolOutput)\n    call := tool_call(o)\n    (x: ToolCall) -> call\n', 1},
     {"dict literal duplicate keys", 'raise "t" if:\n    (m: Message)\n    ",".join({"a": 1, "b": 2, "a": 3}.keys()) == "a,b"\n    {"a": 1, "b": 2, "a": 3}["a"] == 3\n', 2},
+    {":= used on a line before its assignment", 'raise Violation("x", n=n) if:\n    (m: Message)\n    n > 5\n    n := len(m.content)\n', 1},
     {"rule var named like api", 'raise Violation("v", cond=cond) if:\n    (cond: ToolCall)\n    (V: ToolCall)\n    cond -> V\n', 1},
    }
    for _, t in ipairs(tests) do
