@@ -231,6 +231,18 @@ describe("pii (structured entities)", function()
       assert.are.same({ "CREDIT_CARD" }, plain(D.pii(nil, A(E[8], value.list { "CREDIT_CARD" }))))
       assert.are.same({ "URL" }, plain(D.pii(nil, A("go to https://x.example/a now"))))
    end)
+   it("keeps dates, versions, amounts and bare digit runs out", function()
+      for _, s in ipairs({ "on 2024-01-15 at 10:30", "v1.2.3.4", "order 123456789",
+         "amounts 1200 800 450", "pi is 3.14159" }) do
+         assert.are.same({}, plain(D.pii(nil, A(s))), s)
+      end
+      for s, e in pairs({ ["(212) 555 0199"] = "PHONE_NUMBER", ["415.555.0132"] = "PHONE_NUMBER",
+         ["06 12 34 56 78"] = "PHONE_NUMBER", ["+44 20 7946 0958"] = "PHONE_NUMBER",
+         ["+4915112345678"] = "PHONE_NUMBER", ["fe80::1ff:fe23:4567:890a"] = "IP_ADDRESS",
+         ["www.example.org/x"] = "URL" }) do
+         assert.are.same({ e }, plain(D.pii(nil, A(s))), s)
+      end
+   end)
    it("validates checksums", function()
       assert.is_true(pii._luhn("4111111111111111"))
       assert.is_false(pii._luhn("4111111111111112"))

@@ -2,7 +2,7 @@
 -- Detectors): EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD (Luhn), IBAN_CODE (mod 97), IP_ADDRESS,
 -- US_SSN, URL. Names, places and other NER entities need a detector provider.
 --   pii.scan(s, wanted) -> { {entity=, start=, stop=}, ... } (code-point offsets, text order)
-local require, ipairs = require, ipairs
+local require, ipairs, table = require, ipairs, table
 local tsort = table.sort
 local sgsub, ssub, sbyte, supper = string.gsub, string.sub, string.byte, string.upper
 local regex = require "rt.regex"
@@ -69,15 +69,20 @@ local function always() return true end
 local RECOGNISERS = {
    { "EMAIL_ADDRESS", [=[(?<![\w.+-])[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b]=], always },
    { "URL", [=[\b(?:https?://|www\.)[^\s<>"']+[^\s<>"'.,;:!?)\]]]=], always },
-   { "CREDIT_CARD", [=[(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)]=], function(s)
+   { "CREDIT_CARD", [=[(?<![\d+])(?:\d[ -]?){12,18}\d(?!\d)]=], function(s)
       local d = digits(s)
       return #d >= 13 and #d <= 19 and luhn(d)
    end },
    { "IBAN_CODE", [=[\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b]=], iban_ok },
-   { "US_SSN", [=[(?<![\d-])\d{3}([- .]?)\d{2}\1\d{4}(?![\d-])]=], ssn_ok },
-   { "IP_ADDRESS", [=[(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.]*\d)]=], ip_ok },
+   { "US_SSN", [=[(?<![\d-])\d{3}([- .])\d{2}\1\d{4}(?![\d-])]=], ssn_ok },
+   { "IP_ADDRESS", [=[(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.]*\d)]=], ip_ok },
    { "IP_ADDRESS", [=[(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![\w:])|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,5})?(?![\w:])]=], ip_ok },
-   { "PHONE_NUMBER", [=[(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){1,4}(?![\w])|(?<![\w+])\+\d{7,15}(?!\w)]=], phone_ok },
+   { "PHONE_NUMBER", table.concat({
+      [=[(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?)(?:[ .-]?\d{2,4}){2,4}(?!\w)]=],   -- +CC ...
+      [=[(?<![\w+])\(\d{2,4}\)[ .-]?\d{3,4}[ .-]?\d{3,4}(?!\w)]=],                   -- (area) ...
+      [=[(?<![\w+.-])\d{3}([-. ])\d{3}\1\d{4}(?![\w.-])]=],                            -- 415-555-0132
+      [=[(?<![\w+.-])0\d([ .-])\d{2}(?:\2\d{2}){3}(?![\w.-])]=],                        -- 06 12 34 56 78
+   }, "|"), phone_ok },
 }
 
 function M.scan(s, wanted)
