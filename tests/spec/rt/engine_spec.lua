@@ -235,3 +235,32 @@ describe("rt entry points never raise for bad input", function()
     assert.equal("trace_invalid", err.code)
   end)
 end)
+
+describe("engine work grows linearly for filtered flow rules", function()
+  it("evaluates each filter once per candidate, not per pair", function()
+    local src = [[rule { line = 1, raise = "x",
+      var("a", "ToolCall", 2, 1), flow("a", "b", 2, 1), var("b", "ToolCall", 2, 1), flow("b", "c", 2, 1), var("c", "ToolCall", 2, 1),
+      cond({"a"}, 3, 1, function(c, e) N = N + 1; return e.a["function"].name == "read" end),
+      cond({"b"}, 4, 1, function(c, e) N = N + 1; return e.b["function"].name == "mid" end),
+      cond({"c"}, 5, 1, function(c, e) N = N + 1; return e.c["function"].name == "send" end),
+      cond({"a", "c"}, 6, 1, function(c, e) N = N + 1; return true end) }]]
+    local function work(n)
+      local pol = assert(rt.load(src, "lua", "lin"))
+      pol.env.N = 0
+      local tr = {}
+      for i = 1, n do
+        local name = (i % 97 == 0) and "read" or (i % 89 == 0) and "mid" or (i % 101 == 0) and "send" or "ls"
+        tr[i] = { role = "assistant", content = "", tool_calls = { { id = tostring(i), type = "function",
+          ["function"] = { name = name, arguments = {} } } } }
+      end
+      local vs = assert(rt.analyze(pol, tr))
+      return pol.env.N, #vs
+    end
+    local w1, v1 = work(1000)
+    local w4, v4 = work(4000)
+    -- filters: 3 per call; the pair condition runs once per (a, c) pair that is ordered
+    assert.is_true(w1 < 3 * 1000 + 200)
+    assert.is_true(w4 - 3 * 4000 < 16 * (w1 - 3 * 1000) + 100)
+    assert.is_true(v4 > v1)
+  end)
+end)
