@@ -1,6 +1,7 @@
 /* api.c — native /v1 routes, health, metrics, docs, and the helpers shared with compat.c. */
 #include "api.h"
 
+#include "jscan.h"
 #include "session.h"
 #include "store.h"
 #include "util.h"
@@ -88,48 +89,6 @@ json_t *api_call_j(struct sess *s, json_t *req, struct wfail *f)
     json_t *r = api_call(s, txt, strlen(txt), f);
     free(txt);
     return r;
-}
-
-char *api_splice(const char *body, size_t len, json_t *fields, size_t *out_len)
-{
-    char *extra = json_dumps(fields, JSON_COMPACT);
-    int nfields = (int)json_object_size(fields);
-    json_decref(fields);
-    if (!extra)
-        return NULL;
-    size_t end = len;
-    while (end > 0 && body[end - 1] != '}')
-        end--;
-    if (end == 0) {
-        free(extra);
-        return NULL;
-    }
-    end--; /* at the closing brace */
-    /* Is the body object empty? Only whitespace between its braces. */
-    size_t start = 0;
-    while (start < end && body[start] != '{')
-        start++;
-    int empty = 1;
-    for (size_t i = start + 1; i < end; i++)
-        if (body[i] != ' ' && body[i] != '\t' && body[i] != '\n' && body[i] != '\r')
-            empty = 0;
-    size_t el = strlen(extra);
-    char *out = malloc(end + el + 2);
-    if (!out) {
-        free(extra);
-        return NULL;
-    }
-    memcpy(out, body, end);
-    size_t n = end;
-    if (!empty && nfields > 0)
-        out[n++] = ',';
-    /* extra is "{...}": append without its opening brace (its closing one closes the object). */
-    memcpy(out + n, extra + 1, el - 1);
-    n += el - 1;
-    out[n] = '\0';
-    free(extra);
-    *out_len = n;
-    return out;
 }
 
 uint64_t api_hash_events(uint64_t h, json_t *events, size_t from, size_t to)
@@ -237,6 +196,160 @@ int api_monitor_chunk(struct sess *s, const char *mid, json_t *events, const cha
         return -1;
     }
     *answer = out;
+    return 0;
+}
+
+
+/* ---- request builder ---- */
+
+static void wb_put(struct wbuf *w, const char *s, size_t n)
+{
+    if (w->oom)
+        return;
+    if (w->len + n + 2 > w->cap) {
+        size_t nc = w->cap ? w->cap : 256;
+        while (nc < w->len + n + 2)
+            nc *= 2;
+        char *nb = realloc(w->b, nc);
+        if (!nb) {
+            w->oom = 1;
+            return;
+        }
+        w->b = nb;
+        w->cap = nc;
+    }
+    memcpy(w->b + w->len, s, n);
+    w->len += n;
+    w->b[w->len] = '\0';
+}
+
+void wb_init(struct wbuf *w)
+{
+    memset(w, 0, sizeof *w);
+    wb_put(w, "{", 1);
+}
+
+static void wb_key(struct wbuf *w, const char *key)
+{
+    if (w->fields++)
+        wb_put(w, ",", 1);
+    wb_put(w, "\"", 1);
+    wb_put(w, key, strlen(key)); /* our own keys: plain ASCII */
+    wb_put(w, "\":", 2);
+}
+
+void wb_raw(struct wbuf *w, const char *key, const char *val, size_t n)
+{
+    wb_key(w, key);
+    wb_put(w, val, n);
+}
+
+void wb_str(struct wbuf *w, const char *key, const char *val)
+{
+    json_t *j = json_string(val);
+    char *t = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+    json_decref(j);
+    if (!t) {
+        w->oom = 1;
+        return;
+    }
+    wb_raw(w, key, t, strlen(t));
+    free(t);
+}
+
+void wb_int(struct wbuf *w, const char *key, long long v)
+{
+    char num[32];
+    int n = snprintf(num, sizeof num, "%lld", v);
+    wb_raw(w, key, num, (size_t)n);
+}
+
+char *wb_finish(struct wbuf *w, size_t *len)
+{
+    wb_put(w, "}", 1);
+    if (w->oom) {
+        free(w->b);
+        w->b = NULL;
+        return NULL;
+    }
+    *len = w->len;
+    return w->b;
+}
+
+/* ---- bodies scanned without a tree (large traces) ---- */
+
+/* Scans the body; on failure sets a 400 and returns -1. */
+static int scan_body(struct http_req *rq, struct http_resp *rs, struct jscan *sc)
+{
+    if (jscan_object(rq->body ? rq->body : "", rq->body_len, sc) == 0)
+        return 0;
+    http_json(rs, 400,
+              json_pack("{s:{s:s,s:s,s:I,s:I}}", "error", "code", "bad_request", "message", sc->err,
+                        "line", (json_int_t)sc->err_line, "column", (json_int_t)sc->err_col));
+    return -1;
+}
+
+static int is_absent(const struct jfield *f)
+{
+    return !f || f->type == JT_NULL;
+}
+
+/* policy (a string, size-capped) and language; *lang is a static string. */
+static int scan_policy(const struct jscan *sc, const struct jfield **pol, const char **lang,
+                       struct http_resp *rs)
+{
+    *pol = jscan_get(sc, "policy");
+    if (!*pol || (*pol)->type != JT_STRING) {
+        http_err(rs, 400, "bad_request", "field 'policy' (a string) is required");
+        return -1;
+    }
+    if ((*pol)->vlen - 2 > api_cfg.max_policy) {
+        http_err(rs, 413, "too_large", "policy of %zu bytes exceeds the limit of %zu bytes",
+                 (*pol)->vlen - 2, api_cfg.max_policy);
+        return -1;
+    }
+    const struct jfield *l = jscan_get(sc, "language");
+    *lang = "invariant";
+    if (is_absent(l))
+        return 0;
+    if (l->type == JT_STRING && l->vlen == strlen("\"lua\"") && 0 == memcmp(l->val, "\"lua\"", 5)) {
+        *lang = "lua";
+        return 0;
+    }
+    if (l->type == JT_STRING && l->vlen == strlen("\"invariant\"") &&
+        0 == memcmp(l->val, "\"invariant\"", 11))
+        return 0;
+    http_err(rs, 400, "bad_request", "field 'language' must be \"invariant\" or \"lua\"");
+    return -1;
+}
+
+static int scan_trace(const struct jscan *sc, const char *key, const struct jfield **tr,
+                      struct http_resp *rs)
+{
+    *tr = jscan_get(sc, key);
+    if (!*tr || (*tr)->type != JT_ARRAY) {
+        http_err(rs, 400, "bad_request", "field '%s' (an array) is required", key);
+        return -1;
+    }
+    if ((*tr)->count > api_cfg.max_events) {
+        http_err(rs, 413, "too_large", "'%s' has %zu events; the limit is %zu", key, (*tr)->count,
+                 api_cfg.max_events);
+        return -1;
+    }
+    return 0;
+}
+
+static int scan_params(const struct jscan *sc, const struct jfield **par, struct http_resp *rs)
+{
+    *par = jscan_get(sc, "parameters");
+    if (is_absent(*par)) {
+        *par = NULL;
+        return 0;
+    }
+    if ((*par)->type != JT_OBJECT) {
+        http_err(rs, 400, "bad_request", "field 'parameters' must be an object");
+        return -1;
+    }
     return 0;
 }
 
@@ -484,24 +597,27 @@ static void h_docs(struct http_req *rq, struct http_resp *rs)
 
 static void h_check(struct http_req *rq, struct http_resp *rs)
 {
-    json_t *b = http_body_object(rq, rs);
-    if (!b)
+    struct jscan sc;
+    const struct jfield *pol, *tr, *par;
+    const char *lang;
+    if (scan_body(rq, rs, &sc) || scan_policy(&sc, &pol, &lang, rs) ||
+        scan_trace(&sc, "trace", &tr, rs) || scan_params(&sc, &par, rs))
         return;
-    const char *src, *lang;
-    json_t *trace, *params;
-    if (get_policy(b, &src, &lang, rs) || get_array(b, "trace", 1, &trace, rs) ||
-        opt_object(b, "parameters", &params, rs)) {
-        json_decref(b);
-        return;
-    }
+    struct wbuf w;
+    wb_init(&w);
+    wb_str(&w, "op", "check");
+    wb_str(&w, "format", "native");
+    wb_str(&w, "language", lang);
+    wb_raw(&w, "policy", pol->val, pol->vlen);
+    wb_raw(&w, "trace", tr->val, tr->vlen);
+    if (par)
+        wb_raw(&w, "parameters", par->val, par->vlen);
     size_t len = 0;
-    char *req = api_splice(rq->body, rq->body_len,
-                           json_pack("{s:s,s:s,s:s}", "op", "check", "format", "native",
-                                     "language", lang),
-                           &len);
-    json_decref(b); /* lang pointed into b */
+    char *req = wb_finish(&w, &len);
     json_t *res;
     json_t *r = req ? call_ok(NULL, req, len, &res, rs) : NULL;
+    if (!req)
+        http_err(rs, 503, "out_of_memory", "out of memory");
     free(req);
     if (!r)
         return;
@@ -819,15 +935,10 @@ static void h_pol_delete(struct http_req *rq, struct http_resp *rs)
 
 static void h_pol_analyze(struct http_req *rq, struct http_resp *rs)
 {
-    json_t *b = http_body_object(rq, rs);
-    if (!b)
+    struct jscan sc;
+    const struct jfield *tr, *par;
+    if (scan_body(rq, rs, &sc) || scan_trace(&sc, "trace", &tr, rs) || scan_params(&sc, &par, rs))
         return;
-    json_t *trace, *params;
-    if (get_array(b, "trace", 1, &trace, rs) || opt_object(b, "parameters", &params, rs)) {
-        json_decref(b);
-        return;
-    }
-    json_decref(b);
     struct sess *s = open_sess(rq, rs);
     if (!s)
         return;
@@ -838,13 +949,20 @@ static void h_pol_analyze(struct http_req *rq, struct http_resp *rs)
         return;
     }
     json_decref(p);
+    struct wbuf w;
+    wb_init(&w);
+    wb_str(&w, "op", "analyze");
+    wb_str(&w, "pid", rq->param[1]);
+    wb_str(&w, "format", "native");
+    wb_raw(&w, "trace", tr->val, tr->vlen);
+    if (par)
+        wb_raw(&w, "parameters", par->val, par->vlen);
     size_t len = 0;
-    char *req = api_splice(rq->body, rq->body_len,
-                           json_pack("{s:s,s:s,s:s}", "op", "analyze", "pid", rq->param[1],
-                                     "format", "native"),
-                           &len);
+    char *req = wb_finish(&w, &len);
     json_t *res;
     json_t *r = req ? call_ok(s, req, len, &res, rs) : NULL;
+    if (!req)
+        http_err(rs, 503, "out_of_memory", "out of memory");
     free(req);
     close_sess(s);
     if (!r)

@@ -54,10 +54,6 @@ json_t *api_call_j(struct sess *s, json_t *req, struct wfail *f);
 /* The HTTP status for a worker error code (internals.md §2). */
 int api_werr_status(const char *code);
 
-/* Builds a worker request from a client body (a JSON object, validated) plus fields that
- * override the client's (stolen), without re-encoding the body. Returns malloc'd text. */
-char *api_splice(const char *body, size_t len, json_t *fields, size_t *out_len);
-
 /* Chains the canonical JSON (sorted keys, compact) of events[from..to) into h. */
 uint64_t api_hash_events(uint64_t h, json_t *events, size_t from, size_t to);
 uint64_t api_hash_parse(const char *hex);
@@ -67,6 +63,20 @@ uint64_t api_hash_parse(const char *hex);
  * error object); -1 with f filled (transport or store failure). seq < 0: none. */
 int api_monitor_chunk(struct sess *s, const char *mid, json_t *events, const char *format,
                       long long seq, json_t **answer, json_t **werr, struct wfail *f);
+
+/* A worker request built field by field from slices of the client's body (no re-encoding). */
+struct wbuf {
+    char *b;
+    size_t len, cap;
+    int fields;
+    int oom;
+};
+void wb_init(struct wbuf *w);                                   /* "{" */
+void wb_str(struct wbuf *w, const char *key, const char *val);  /* "key": "val" (escaped) */
+void wb_raw(struct wbuf *w, const char *key, const char *val, size_t n); /* "key": <JSON text> */
+void wb_int(struct wbuf *w, const char *key, long long v);
+/* Closes the object; returns the text (malloc'd, caller frees) or NULL when out of memory. */
+char *wb_finish(struct wbuf *w, size_t *len);
 
 /* Native error responses. */
 void api_fail(struct http_resp *rs, const struct wfail *f);

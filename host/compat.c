@@ -11,6 +11,7 @@
  */
 #include "api.h"
 
+#include "jscan.h"
 #include "session.h"
 #include "store.h"
 #include "util.h"
@@ -52,6 +53,27 @@ static json_t *body_object(struct http_req *rq, struct http_resp *rs)
         return NULL;
     }
     return j;
+}
+
+/* Scans the body without building a tree (large traces); -1 after a 422 (status 400 with the
+ * Guardrails catchphrase when guard). */
+static int scan_object(struct http_req *rq, struct http_resp *rs, struct jscan *sc, int guard)
+{
+    if (jscan_object(rq->body ? rq->body : "", rq->body_len, sc) == 0)
+        return 0;
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s%s at line %zu, column %zu", guard ? "Input Validation Error: " : "",
+             sc->err, sc->err_line, sc->err_col);
+    detail(rs, guard ? 400 : 422, msg);
+    return -1;
+}
+
+static char *finish(struct wbuf *w, size_t *len, struct http_resp *rs)
+{
+    char *req = wb_finish(w, len);
+    if (!req)
+        detail(rs, 503, "out of memory");
+    return req;
 }
 
 /* The session named by ?session_id=, locked; NULL after a 404/422. */
@@ -345,44 +367,51 @@ static void c_policy_delete(struct http_req *rq, struct http_resp *rs)
 
 static void c_policy_analyze(struct http_req *rq, struct http_resp *rs)
 {
-    json_t *b = body_object(rq, rs);
-    if (!b)
+    struct jscan sc;
+    if (scan_object(rq, rs, &sc, 0))
         return;
-    json_t *trace = json_object_get(b, "trace");
-    if (!json_is_array(trace)) {
-        json_decref(b);
+    const struct jfield *tr = jscan_get(&sc, "trace");
+    if (!tr || tr->type != JT_ARRAY) {
         detail(rs, 422, "body: 'trace' (a list) is required");
         return;
     }
-    if (json_array_size(trace) > api_cfg.max_events) {
-        json_decref(b);
+    if (tr->count > api_cfg.max_events) {
         detail(rs, 413, "the trace exceeds the event limit");
         return;
     }
     struct sess *s = compat_sess(rq, rs);
-    if (!s) {
-        json_decref(b);
+    if (!s)
         return;
-    }
     json_t *p = store_pol_get(api_cfg.store, sess_id(s), rq->param[0]);
     if (!p) {
         detail(rs, 404, "Policy not found");
-    } else {
-        json_decref(p);
-        json_t *root;
-        json_t *res = call(s,
-                           json_pack("{s:s,s:s,s:O,s:s}", "op", "analyze", "pid", rq->param[0],
-                                     "trace", trace, "format", "server_text"),
-                           &root, 1, rs);
-        if (res) {
-            json_t *v = json_object_get(res, "violations");
-            http_json(rs, 200,
-                      json_pack("{s:O,s:[]}", "errors", v ? v : json_array(), "handled_errors"));
-            json_decref(root);
-        }
+        done(s);
+        return;
     }
+    json_decref(p);
+    struct wbuf w;
+    wb_init(&w);
+    wb_str(&w, "op", "analyze");
+    wb_str(&w, "pid", rq->param[0]);
+    wb_str(&w, "format", "server_text");
+    wb_raw(&w, "trace", tr->val, tr->vlen);
+    size_t len;
+    char *req = finish(&w, &len, rs);
+    struct wfail f;
+    json_t *root = req ? api_call(s, req, len, &f) : NULL;
+    free(req);
     done(s);
-    json_decref(b);
+    if (!req)
+        return;
+    if (!root) {
+        fail_detail(rs, &f);
+    } else if (!json_is_true(json_object_get(root, "ok"))) {
+        ipc_error(rs, json_object_get(root, "error"));
+    } else {
+        json_t *v = json_object_get(json_object_get(root, "result"), "violations");
+        http_json(rs, 200, json_pack("{s:O,s:[]}", "errors", v ? v : json_array(), "handled_errors"));
+    }
+    json_decref(root);
 }
 
 /* ---- monitors ---- */
@@ -634,35 +663,43 @@ out:
 
 /* ---- invariant-server, stateless era ---- */
 
+/* The stateless routes share this tail: one pool call, the answer shaped by shape(). */
+static json_t *pool_call(char *req, size_t len, struct http_resp *rs)
+{
+    struct wfail f;
+    json_t *root = api_call(NULL, req, len, &f);
+    free(req);
+    if (!root)
+        fail_detail(rs, &f);
+    return root;
+}
+
 static void c_api_policy_analyze(struct http_req *rq, struct http_resp *rs)
 {
-    json_t *b = body_object(rq, rs);
-    if (!b)
+    struct jscan sc;
+    if (scan_object(rq, rs, &sc, 0))
         return;
-    json_t *trace = json_object_get(b, "trace"), *pol = json_object_get(b, "policy");
-    if (!json_is_array(trace) || !json_is_string(pol)) {
-        json_decref(b);
+    const struct jfield *tr = jscan_get(&sc, "trace"), *pol = jscan_get(&sc, "policy");
+    if (!tr || tr->type != JT_ARRAY || !pol || pol->type != JT_STRING) {
         detail(rs, 422, "body: 'trace' (a list) and 'policy' (a string) are required");
         return;
     }
-    if (json_array_size(trace) > api_cfg.max_events || json_string_length(pol) > api_cfg.max_policy) {
-        json_decref(b);
+    if (tr->count > api_cfg.max_events || pol->vlen - 2 > api_cfg.max_policy) {
         detail(rs, 413, "the request exceeds a size limit");
         return;
     }
-    json_decref(b);
-    size_t len = 0;
-    char *req = api_splice(rq->body, rq->body_len,
-                           json_pack("{s:s,s:s,s:s}", "op", "check", "format", "server", "language",
-                                     "invariant"),
-                           &len);
-    struct wfail f;
-    json_t *root = req ? api_call(NULL, req, len, &f) : NULL;
-    free(req);
-    if (!root) {
-        fail_detail(rs, &f);
+    struct wbuf w;
+    wb_init(&w);
+    wb_str(&w, "op", "check");
+    wb_str(&w, "format", "server");
+    wb_str(&w, "language", "invariant");
+    wb_raw(&w, "policy", pol->val, pol->vlen);
+    wb_raw(&w, "trace", tr->val, tr->vlen);
+    size_t len;
+    char *req = finish(&w, &len, rs);
+    json_t *root = req ? pool_call(req, len, rs) : NULL;
+    if (!root)
         return;
-    }
     if (!json_is_true(json_object_get(root, "ok"))) {
         char *t = werr_text(json_object_get(root, "error"));
         http_json(rs, 200, json_string(t ? t : "error"));
@@ -674,37 +711,67 @@ static void c_api_policy_analyze(struct http_req *rq, struct http_resp *rs)
     json_decref(root);
 }
 
+/* The elements of a JSON array's text, without its brackets (may be empty). */
+static void array_inner(const struct jfield *f, const char **p, size_t *n)
+{
+    const char *s = f->val + 1, *e = f->val + f->vlen - 1;
+    while (s < e && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r'))
+        s++;
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+        e--;
+    *p = s;
+    *n = (size_t)(e - s);
+}
+
 static void c_api_monitor_check(struct http_req *rq, struct http_resp *rs)
 {
-    json_t *b = body_object(rq, rs);
-    if (!b)
+    struct jscan sc;
+    if (scan_object(rq, rs, &sc, 0))
         return;
-    json_t *past = json_object_get(b, "past_events"), *pending = json_object_get(b, "pending_events");
-    json_t *pol = json_object_get(b, "policy");
-    if (!json_is_array(past) || !json_is_array(pending) || !json_is_string(pol)) {
-        json_decref(b);
+    const struct jfield *past = jscan_get(&sc, "past_events"),
+                        *pending = jscan_get(&sc, "pending_events"), *pol = jscan_get(&sc, "policy");
+    if (!past || past->type != JT_ARRAY || !pending || pending->type != JT_ARRAY || !pol ||
+        pol->type != JT_STRING) {
         detail(rs, 422, "body: 'past_events', 'pending_events' (lists) and 'policy' (a string) are required");
         return;
     }
-    size_t np = json_array_size(past);
-    if (np + json_array_size(pending) > api_cfg.max_events ||
-        json_string_length(pol) > api_cfg.max_policy) {
-        json_decref(b);
+    if (past->count + pending->count > api_cfg.max_events || pol->vlen - 2 > api_cfg.max_policy) {
         detail(rs, 413, "the request exceeds a size limit");
         return;
     }
-    json_t *trace = json_copy(past);
-    json_array_extend(trace, pending);
-    json_t *req = json_pack("{s:s,s:O,s:s,s:o,s:s,s:I}", "op", "check", "policy", pol, "language",
-                            "invariant", "trace", trace, "format", "server_text", "past_len",
-                            (json_int_t)np);
-    json_decref(b);
-    struct wfail f;
-    json_t *root = api_call_j(NULL, req, &f);
-    if (!root) {
-        fail_detail(rs, &f);
+    /* trace = past ++ pending, spliced as text. */
+    const char *a, *b;
+    size_t an, bn;
+    array_inner(past, &a, &an);
+    array_inner(pending, &b, &bn);
+    char *trace = malloc(an + bn + 4);
+    if (!trace) {
+        detail(rs, 503, "out of memory");
         return;
     }
+    size_t tn = 0;
+    trace[tn++] = '[';
+    memcpy(trace + tn, a, an);
+    tn += an;
+    if (an && bn)
+        trace[tn++] = ',';
+    memcpy(trace + tn, b, bn);
+    tn += bn;
+    trace[tn++] = ']';
+    struct wbuf w;
+    wb_init(&w);
+    wb_str(&w, "op", "check");
+    wb_str(&w, "format", "server_text");
+    wb_str(&w, "language", "invariant");
+    wb_raw(&w, "policy", pol->val, pol->vlen);
+    wb_raw(&w, "trace", trace, tn);
+    wb_int(&w, "past_len", (long long)past->count);
+    free(trace);
+    size_t len;
+    char *req = finish(&w, &len, rs);
+    json_t *root = req ? pool_call(req, len, rs) : NULL;
+    if (!root)
+        return;
     if (!json_is_true(json_object_get(root, "ok"))) {
         char *t = werr_text(json_object_get(root, "error"));
         http_json(rs, 200, json_string(t ? t : "error"));
@@ -765,34 +832,37 @@ static void guardrails_error(struct http_resp *rs, json_t *err)
 
 static void c_guard_check(struct http_req *rq, struct http_resp *rs)
 {
-    json_t *b = body_object(rq, rs);
-    if (!b)
+    struct jscan sc;
+    if (scan_object(rq, rs, &sc, 1))
         return;
-    json_t *msgs = json_object_get(b, "messages"), *pol = json_object_get(b, "policy");
-    json_t *params = json_object_get(b, "parameters");
-    if (!json_is_array(msgs) || !json_is_string(pol) ||
-        (params && !json_is_null(params) && !json_is_object(params))) {
-        json_decref(b);
+    const struct jfield *msgs = jscan_get(&sc, "messages"), *pol = jscan_get(&sc, "policy"),
+                        *params = jscan_get(&sc, "parameters");
+    if (params && params->type == JT_NULL)
+        params = NULL;
+    if (!msgs || msgs->type != JT_ARRAY || !pol || pol->type != JT_STRING ||
+        (params && params->type != JT_OBJECT)) {
         detail(rs, 400, "Input Validation Error: 'messages' (a list) and 'policy' (a string) are "
                         "required; 'parameters' must be an object");
         return;
     }
-    if (json_array_size(msgs) > api_cfg.max_events || json_string_length(pol) > api_cfg.max_policy) {
-        json_decref(b);
+    if (msgs->count > api_cfg.max_events || pol->vlen - 2 > api_cfg.max_policy) {
         detail(rs, 413, "the request exceeds a size limit");
         return;
     }
-    json_t *req = json_pack("{s:s,s:O,s:s,s:O,s:s}", "op", "check", "policy", pol, "language",
-                            "invariant", "trace", msgs, "format", "invariant");
-    if (json_is_object(params))
-        json_object_set(req, "parameters", params);
-    json_decref(b);
-    struct wfail f;
-    json_t *root = api_call_j(NULL, req, &f);
-    if (!root) {
-        fail_detail(rs, &f);
+    struct wbuf w;
+    wb_init(&w);
+    wb_str(&w, "op", "check");
+    wb_str(&w, "format", "invariant");
+    wb_str(&w, "language", "invariant");
+    wb_raw(&w, "policy", pol->val, pol->vlen);
+    wb_raw(&w, "trace", msgs->val, msgs->vlen);
+    if (params)
+        wb_raw(&w, "parameters", params->val, params->vlen);
+    size_t len;
+    char *req = finish(&w, &len, rs);
+    json_t *root = req ? pool_call(req, len, rs) : NULL;
+    if (!root)
         return;
-    }
     if (!json_is_true(json_object_get(root, "ok"))) {
         guardrails_error(rs, json_object_get(root, "error"));
     } else {
