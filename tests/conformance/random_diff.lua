@@ -92,9 +92,41 @@ local function random_policy()
       lines[#lines + 1] = ("n := %s.metadata.get(\"trace_idx\") %% 2"):format(v.name)
       lines[#lines + 1] = "n == 0"
    end
+   local head = ""
+   for _, v in ipairs(vars) do
+      if v.type == "Message" and math.random() < 0.3 then
+         -- a derived domain: the calls of a message
+         local c = v.name .. "c"
+         lines[#lines + 1] = ("(%s: ToolCall) in %s.tool_calls"):format(c, v.name)
+         lines[#lines + 1] = ('%s is tool:%s'):format(c, pick(TOOLS))
+         vars[#vars + 1] = { name = c, type = "ToolCall" }
+         break
+      end
+   end
+   if math.random() < 0.3 then
+      -- a quantifier block reading an outer variable
+      local v = pick(vars)
+      local q = math.random() < 0.5 and ("count(min=%d, max=%d)"):format(math.random(0, 1), math.random(1, 3))
+         or (math.random() < 0.5 and "forall" or "not forall")
+      local inner
+      if v.type == "ToolCall" then inner = ("w.function.name == %s.function.name"):format(v.name)
+      elseif v.type == "Message" then inner = ("%s -> w"):format(v.name)
+      else inner = ("tool_call(%s) -> w"):format(v.name) end
+      if inner:find("tool_call") then inner = ("w.function.arguments.k <= len(%s.content)"):format(v.name) end
+      lines[#lines + 1] = q .. ":\n        (w: ToolCall)\n        " .. inner
+      head = head .. "from invariant import count, forall\n"
+   end
+   if math.random() < 0.3 then
+      head = head .. "p(x: ToolCall) :=\n    x.function.arguments.k == 1\n"
+         .. "    (y: ToolOutput)\n    tool_call(y) == x\n\n"
+      for _, v in ipairs(vars) do
+         if v.type == "ToolCall" then lines[#lines + 1] = ("not p(%s)"):format(v.name); break end
+      end
+   end
    local kw = {}
    for _, v in ipairs(vars) do kw[#kw + 1] = v.name .. "=" .. v.name end
-   return ("raise Violation(\"r\", %s) if:\n    %s\n"):format(table.concat(kw, ", "), table.concat(lines, "\n    "))
+   return head .. ("raise Violation(\"r\", %s) if:\n    %s\n"):format(table.concat(kw, ", "),
+      table.concat(lines, "\n    "))
 end
 
 -- naive solver (same as naive_diff.lua)
@@ -128,7 +160,9 @@ local function naive_models(R, run)
    local function bind(i)
       if i > #R.vars then return finish() end
       local v = R.vars[i]
-      for _, x in ipairs(engine.domain_of(run, v.type, nil)) do
+      local root
+      if v.domain then root = engine.call_item(v, v.domain, ctx, e) end
+      for _, x in ipairs(engine.domain_of(run, v.type, root)) do
          e[v.name] = x
          bind(i + 1)
       end
