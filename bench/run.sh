@@ -49,8 +49,10 @@ trap 'exit 130' INT TERM
 
 START=$(date +%s)
 say() { printf '[%3ds] %s\n' "$(($(date +%s) - START))" "$*" >&2; }
-# row SECTION WHAT FIGURE TARGET
-row() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$ROWS"; }
+# row SECTION WHAT FIGURE TARGET [VERDICT]
+row() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "${5:-}" >>"$ROWS"; }
+# verdict VALUE LIMIT -> "ok" when VALUE < LIMIT, else "MISS" (empty VALUE -> "")
+verdict() { [ -n "$1" ] && awk -v v="$1" -v l="$2" 'BEGIN { print (v + 0 < l + 0) ? "ok" : "MISS" }'; }
 # field NAME LINE -> value of NAME=... in a vbench output line
 field() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 ms() { awk -v u="$1" 'BEGIN { printf "%.2f ms", u / 1000 }'; }
@@ -148,7 +150,9 @@ for r in $RULES; do
             row "a) /v1/check" "$r @ $n events" "n/a: $(vberr)" "$tgt"
         else
             nv=$(jget "$T/last.json" '#j.violations')
-            row "a) /v1/check" "$r @ $n events" "$(ms "$(field median_us "$out")") median ($nv violations)" "$tgt"
+            v=""; [ "$n" = 1000 ] && v=$(verdict "$(field median_us "$out")" 20000)
+            [ "$n" = 10000 ] && v=$(verdict "$(field median_us "$out")" 200000)
+            row "a) /v1/check" "$r @ $n events" "$(ms "$(field median_us "$out")") median ($nv violations)" "$tgt" "$v"
         fi
     done
 done
@@ -196,7 +200,8 @@ nb=1000; [ "$QUICK" = 1 ] && nb=200
 out=$(vb -X POST -p /v1/sessions -b "$T/empty.json" -n $nb -w 10 -D /v1/sessions -M 120)
 if [ -n "$out" ] && [ "$(field ok "$out")" = "$(field n "$out")" ]; then
     row "b) sessions" "POST /v1/sessions (n=$(field n "$out"))" \
-        "$(ms "$(field median_us "$out")") median, $(ms "$(field p99_us "$out")") p99" "< 5 ms median"
+        "$(ms "$(field median_us "$out")") median, $(ms "$(field p99_us "$out")") p99" "< 5 ms median" \
+        "$(verdict "$(field median_us "$out")" 5000)"
 else
     row "b) sessions" "POST /v1/sessions" "n/a: $(vberr)" "< 5 ms median"
 fi
@@ -218,7 +223,7 @@ else
     out=$(vb -X POST -p "/v1/sessions/$SID/eval" -b "$T/eval.json" -n $nc -w 100 -M 120)
     if [ -n "$out" ] && [ "$(field ok "$out")" = "$(field n "$out")" ]; then
         row "c) round trip" "POST .../eval through the worker (n=$(field n "$out"))" \
-            "$(us "$(field median_us "$out")") median" "< 100 us median"
+            "$(us "$(field median_us "$out")") median" "< 100 us median" "$(verdict "$(field median_us "$out")" 100)"
     else
         row "c) round trip" "POST .../eval" "n/a: $(vberr)" "< 100 us median"
     fi
@@ -234,7 +239,8 @@ else
     else
         rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$WPID/status")
         pss=$(awk '/^Pss:/ { print $2 }' "/proc/$WPID/smaps_rollup" 2>/dev/null)
-        row "d) idle worker" "VmRSS of worker pid $WPID" "$(awk -v k="$rss" 'BEGIN { printf "%.2f MiB", k / 1024 }')" "< 3 MiB RSS"
+        row "d) idle worker" "VmRSS of worker pid $WPID" "$(awk -v k="$rss" 'BEGIN { printf "%.2f MiB", k / 1024 }')" "< 3 MiB RSS" \
+            "$(verdict "$rss" 3072)"
         if [ -n "$pss" ]; then pssf=$(awk -v k="$pss" 'BEGIN { printf "%.2f MiB", k / 1024 }'); else pssf="n/a: no smaps_rollup"; fi
         row "d) idle worker" "Pss of the worker (smaps_rollup)" "$pssf" "(prototype: ~0.25 MiB)"
     fi
@@ -271,13 +277,17 @@ for r in $RULES; do
         h100=$(med_range "$T/times.txt" $a $b)
         if [ "$(field truncated "$out")" = 1 ]; then
             row "e) monitor" "$label: stopped after ${maxs}s at $seen events" \
-                "history~100: $(ms "$h100"); last chunks: $(ms "$(med_range "$T/times.txt" $((nchunks - 100 / k + 1)) $nchunks)")" "total < 2 s (chunks of 10)"
+                "history~100: $(ms "$h100"); last chunks: $(ms "$(med_range "$T/times.txt" $((nchunks - 100 / k + 1)) $nchunks)")" "total < 2 s (chunks of 10)" "MISS"
         else
             hl=$(med_range "$T/times.txt" $((nchunks - 100 / k + 1)) $nchunks)
             ratio=$(awk -v x="$hl" -v y="$h100" 'BEGIN { if (y > 0) printf "%.1fx", x / y; else print "-" }')
-            tgt="10k within 2x of 100"; [ "$k" = 10 ] && tgt="$tgt; total < 2 s"
+            tgt="10k within 2x of 100"; v=$(verdict "${ratio%x}" 2.0001)
+            if [ "$k" = 10 ]; then
+                tgt="$tgt; total < 2 s"
+                [ "$v" = ok ] && v=$(verdict "$(field total_ms "$out")" 2000)
+            fi
             row "e) monitor" "$label ($nchunks requests)" \
-                "chunk @~100: $(ms "$h100"), @~10k: $(ms "$hl") ($ratio); total $(awk -v t="$(field total_ms "$out")" 'BEGIN { printf "%.2f s", t / 1000 }')" "$tgt"
+                "chunk @~100: $(ms "$h100"), @~10k: $(ms "$hl") ($ratio); total $(awk -v t="$(field total_ms "$out")" 'BEGIN { printf "%.2f s", t / 1000 }')" "$tgt" "$v"
         fi
         del_session "$SID"
     done
@@ -289,8 +299,8 @@ timeout 300 "$LUA" bench/compile_bench.lua "$T" >"$T/compile.txt" 2>&1
 while IFS= read -r line; do
     case $line in
     compile*) n=$(field rules "$line")
-        tgt=""; [ "$n" = 5 ] && tgt="< 1 ms (ref: tens of ms)"
-        row "f) compile" "$n rules, in-process compiler.compile" "$(field median_ms "$line") ms median" "$tgt";;
+        tgt=""; v=""; [ "$n" = 5 ] && tgt="< 1 ms (ref: tens of ms)" && v=$(verdict "$(field median_ms "$line")" 1)
+        row "f) compile" "$n rules, in-process compiler.compile" "$(field median_ms "$line") ms median" "$tgt" "$v";;
     load*) row "f) compile" "$(field rules "$line") rules, rt.load (compile + load)" "$(field median_ms "$line") ms median" "";;
     n/a*) row "f) compile" "in-process" "$line" "";;
     esac
@@ -315,12 +325,15 @@ echo "vigil benchmarks — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc 2>/dev/null |
 echo "trace mix (seed $SEED): $MIX"
 echo
 awk -F'\t' '
-    { s[NR] = $1; w[NR] = $2; f[NR] = $3; t[NR] = $4
+    { s[NR] = $1; w[NR] = $2; f[NR] = $3; t[NR] = $4; v[NR] = $5
       if (length($2) > ww) ww = length($2); if (length($3) > fw) fw = length($3) }
     END {
-        fmt = "%-" ww "s  %-" fw "s  %s\n"
+        fmt = "%-" ww "s  %-" fw "s  %-4s  %s\n"
         for (i = 1; i <= NR; i++) {
             if (s[i] != last) { printf "%s\n", s[i]; last = s[i] }
-            printf "  " fmt, w[i], f[i], (t[i] == "" ? "" : "target: " t[i])
+            if (v[i] == "ok") ok++; else if (v[i] == "MISS") miss++
+            if (f[i] ~ /^n\/a/) na++
+            printf "  " fmt, w[i], f[i], v[i], (t[i] == "" ? "" : "target: " t[i])
         }
+        printf "\n%d targets met, %d missed, %d figures n/a\n", ok, miss, na
     }' "$ROWS"
