@@ -182,6 +182,51 @@ local function canon_list(vs)
    return out
 end
 
+-- The monitor contract against analyze of each prefix (see monitor_diff.lua).
+local function monitor_diff(pol, tr)
+   local chunks, cur = {}, {}
+   for i = 1, #tr do
+      cur[#cur + 1] = tr[i]
+      if i == #tr or math.random() < 0.4 then chunks[#chunks + 1] = cur; cur = {} end
+   end
+   local mon = assert(rt.monitor(pol, nil))
+   local seen, prefix = {}, {}
+   for ci, ch in ipairs(chunks) do
+      local start = #prefix
+      for _, ev in ipairs(ch) do prefix[#prefix + 1] = ev end
+      local got, e1 = rt.push(mon, trace.decode(cjson.encode(ch)))
+      local all, e2 = rt.analyze(pol, trace.decode(cjson.encode(prefix)))
+      if not got or not all then
+         if (got == nil) ~= (all == nil) then
+            return ("chunk %d: monitor %s, analyze %s"):format(ci, tostring(e1 and e1.message),
+               tostring(e2 and e2.message))
+         end
+         return nil
+      end
+      local r = rt.render(all, "invariant")
+      local want, new = {}, {}
+      for i, v in ipairs(all) do
+         local pending = false
+         for _, idx in pairs(v.bindings or {}) do if idx >= start then pending = true end end
+         if pending and not seen[r[i].key] then
+            want[#want + 1] = canon.encode({ r[i].key, r[i].ranges })
+            new[r[i].key] = true
+         end
+      end
+      for k in pairs(new) do seen[k] = true end
+      local gr = rt.render(got, "invariant")
+      local have = {}
+      for i = 1, #got do have[i] = canon.encode({ gr[i].key, gr[i].ranges }) end
+      table.sort(want); table.sort(have)
+      local a, b = table.concat(want, "\n"), table.concat(have, "\n")
+      if a ~= b then
+         return ("monitor chunk %d (events %d..%d): expected\n%s\ngot\n%s\nchunks %s"):format(ci, start, #prefix - 1,
+            a, b, cjson.encode(chunks))
+      end
+   end
+   return nil
+end
+
 print("1.." .. count_policies)
 local failed, nonempty, runs = 0, 0, 0
 for n = 1, count_policies do
@@ -207,6 +252,10 @@ for n = 1, count_policies do
          elseif planned == nil then
             diffs[#diffs + 1] = ("planned failed: %s (naive: %s)\ntrace %s"):format(tostring(e1 and e1.message),
                naive and "ok" or tostring(e2 and e2.message), text)
+         end
+         if #diffs == 0 and #tr > 0 then
+            local d = monitor_diff(pol, tr)
+            if d then diffs[#diffs + 1] = d end
          end
          if #diffs > 0 then break end
       end
