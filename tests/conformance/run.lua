@@ -66,8 +66,12 @@ for _, name in ipairs(names) do
    -- keeps integral float literals such as 10000.0 floats); expectations with plain cjson
    local okt, trace = pcall(require, "rt.trace")
    if okt and trace.decode then
-      local raw = trace.decode(text)
-      case.trace, case.chunks, case.parameters = raw.trace, raw.chunks, raw.parameters
+      local okd, raw = pcall(trace.decode, text)
+      if okd then
+         case.trace, case.chunks, case.parameters = raw.trace, raw.chunks, raw.parameters
+      else
+         case.decode_error = tostring(raw) -- reported as the case's failure below
+      end
    end
    case.id = case.id or name:gsub("%.json$", "")
    if selected(case.id) then cases[#cases + 1] = case end
@@ -87,6 +91,8 @@ for n, case in ipairs(cases) do
    local ok, diff
    if not rt then
       ok, diff = false, { "rt does not load: " .. (rt_err:match("^[^\n]*")) }
+   elseif case.decode_error then
+      ok, diff = false, { "rt.trace.decode raised: " .. case.decode_error }
    else
       -- a runaway case must not hang the suite: an instruction budget per case (rt lets errors
       -- mentioning "vigil-limit" through, so this one reaches the pcall below)
