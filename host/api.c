@@ -180,6 +180,7 @@ int api_monitor_chunk(struct sess *s, const char *mid, json_t *events, const cha
     h = api_hash_events(h, events, 0, json_array_size(events));
     char *resp_txt = json_dumps(out, JSON_COMPACT);
     int rc = store_chunk_commit(api_cfg.store, sess_id(s), mid, seq, ev,
+                                (long)json_array_size(events),
                                 (long)json_integer_value(json_object_get(out, "events_seen")), h,
                                 json_object_get(out, "violations"), resp_txt);
     free(resp_txt);
@@ -982,6 +983,7 @@ static json_t *mon_view(json_t *m)
     json_object_set(m, "violations_reported", n ? n : json_integer(0));
     json_object_del(m, "violations");
     json_object_del(m, "hash");
+    json_object_del(m, "nraw");
     json_object_del(m, "compat");
     return m;
 }

@@ -597,7 +597,8 @@ static void c_monitor_check(struct http_req *rq, struct http_resp *rs)
         detail(rs, 404, "Monitor not found");
         goto out;
     }
-    size_t seen = (size_t)json_integer_value(json_object_get(m, "events_seen"));
+    /* Raw events received (the worker's events_seen may count normalised events). */
+    size_t seen = (size_t)json_integer_value(json_object_get(m, "nraw"));
     uint64_t want = api_hash_parse(json_string_value(json_object_get(m, "hash")));
     size_t np = json_array_size(past);
     uint64_t h = api_hash_events(0, past, 0, np < seen ? np : seen);

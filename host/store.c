@@ -23,6 +23,7 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS monitors(sid TEXT, id TEXT, name TEXT, policy_id TEXT,"
     " language TEXT, source TEXT, parameters TEXT, events_seen INTEGER DEFAULT 0,"
     " violations INTEGER DEFAULT 0, hash TEXT DEFAULT '0', nchunks INTEGER DEFAULT 0,"
+    " nraw INTEGER DEFAULT 0,"
     " created_at REAL, compat INTEGER DEFAULT 0, PRIMARY KEY(sid, id));"
     "CREATE TABLE IF NOT EXISTS chunks(sid TEXT, mid TEXT, n INTEGER, seq INTEGER, events TEXT,"
     " events_seen INTEGER, response TEXT, PRIMARY KEY(sid, mid, n));"
@@ -30,6 +31,14 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS violations(sid TEXT, mid TEXT, n INTEGER, i INTEGER, body TEXT,"
     " PRIMARY KEY(sid, mid, n, i));"
     "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT);";
+
+/* Columns added after the first schema: added to older files, ignored when present. */
+static int upgrade(sqlite3 *db, char **msg)
+{
+    (void)msg; /* unused: a column that already exists is not an error */
+    sqlite3_exec(db, "ALTER TABLE monitors ADD COLUMN nraw INTEGER DEFAULT 0", NULL, NULL, NULL);
+    return SQLITE_OK;
+}
 
 struct store *store_open(const char *path, char *err, size_t err_size)
 {
@@ -52,7 +61,8 @@ struct store *store_open(const char *path, char *err, size_t err_size)
     char *msg = NULL;
     if (SQLITE_OK != sqlite3_exec(st->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
                                   NULL, NULL, &msg) ||
-        SQLITE_OK != sqlite3_exec(st->db, schema, NULL, NULL, &msg)) {
+        SQLITE_OK != sqlite3_exec(st->db, schema, NULL, NULL, &msg) ||
+        SQLITE_OK != upgrade(st->db, &msg)) {
         snprintf(err, err_size, "cannot initialise %s: %s", path, msg ? msg : "?");
         sqlite3_free(msg);
         store_close(st);
@@ -360,7 +370,7 @@ int store_mon_insert(struct store *st, const char *sid, const char *mid, const c
 
 #define MON_COLS                                                                                   \
     "id, name, policy_id, language, source AS policy, parameters AS parameters_json, events_seen," \
-    " violations, hash, created_at, compat"
+    " violations, hash, nraw, created_at, compat"
 
 json_t *store_mon_get(struct store *st, const char *sid, const char *mid)
 {
@@ -404,7 +414,7 @@ static int mon_reset_locked(struct store *st, const char *sid, const char *mid)
     if (tx(st, "BEGIN IMMEDIATE"))
         return STORE_ERR;
     int rc = exec_locked(st, 1,
-                         "UPDATE monitors SET events_seen = 0, hash = '0' WHERE sid = ? AND id = ?",
+                         "UPDATE monitors SET events_seen = 0, nraw = 0, hash = '0' WHERE sid = ? AND id = ?",
                          "ss", sid, mid);
     if (rc == STORE_OK)
         rc = exec_locked(st, 0, "DELETE FROM chunks WHERE sid = ? AND mid = ?", "ss", sid, mid);
@@ -419,7 +429,7 @@ int store_mon_reset(struct store *st, const char *sid, const char *mid)
 }
 
 static int chunk_commit_locked(struct store *st, const char *sid, const char *mid, long long seq,
-                               const char *events_json, long events_seen, uint64_t hash,
+                               const char *events_json, long nraw, long events_seen, uint64_t hash,
                                json_t *violations, const char *response_json)
 {
     if (tx(st, "BEGIN IMMEDIATE"))
@@ -428,9 +438,9 @@ static int chunk_commit_locked(struct store *st, const char *sid, const char *mi
     int rc = STORE_ERR;
     sqlite3_stmt *s = prep(st,
                            "UPDATE monitors SET nchunks = nchunks + 1, events_seen = ?, hash = ?,"
-                           " violations = violations + ? WHERE sid = ? AND id = ?"
+                           " violations = violations + ?, nraw = nraw + ? WHERE sid = ? AND id = ?"
                            " RETURNING nchunks",
-                           "isiss", (long long)events_seen, "", 0LL, sid, mid);
+                           "isiiss", (long long)events_seen, "", 0LL, (long long)nraw, sid, mid);
     /* Re-bind hash and count properly (the format string cannot carry uint64). */
     if (s) {
         char hs[24];
@@ -468,10 +478,10 @@ static int chunk_commit_locked(struct store *st, const char *sid, const char *mi
 }
 
 int store_chunk_commit(struct store *st, const char *sid, const char *mid, long long seq,
-                       const char *events_json, long events_seen, uint64_t hash,
+                       const char *events_json, long nraw, long events_seen, uint64_t hash,
                        json_t *violations, const char *response_json)
 {
-    LOCKED(st, chunk_commit_locked(st, sid, mid, seq, events_json, events_seen, hash, violations,
+    LOCKED(st, chunk_commit_locked(st, sid, mid, seq, events_json, nraw, events_seen, hash, violations,
                                    response_json));
 }
 

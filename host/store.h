@@ -43,7 +43,7 @@ json_t *store_pol_list(struct store *st, const char *sid);                 /* cr
 int store_pol_delete(struct store *st, const char *sid, const char *pid);
 
 /* Monitors: {id, name, policy_id|null, language, policy, parameters|null, events_seen,
- * violations (count), hash (string), created_at, compat}. */
+ * violations (count), hash (string), nraw, created_at, compat}. */
 int store_mon_insert(struct store *st, const char *sid, const char *mid, const char *name,
                      const char *policy_id, const char *language, const char *source,
                      const char *parameters_json, int compat);
@@ -53,10 +53,11 @@ int store_mon_delete(struct store *st, const char *sid, const char *mid);
 /* Forgets a monitor's chunks (not its violations) and sets events_seen and hash to 0. */
 int store_mon_reset(struct store *st, const char *sid, const char *mid);
 
-/* Chunks. events_json: the chunk's events array as JSON text. response_json: what the client
- * got (replayed for a retried seq). violations: array, each element stored. seq < 0: none. */
+/* Chunks. events_json: the chunk's events array as JSON text, nraw its length. response_json:
+ * what the client got (replayed for a retried seq). violations: array, each element stored.
+ * seq < 0: none. The monitor's nraw (raw events received) grows by nraw. */
 int store_chunk_commit(struct store *st, const char *sid, const char *mid, long long seq,
-                       const char *events_json, long events_seen, uint64_t hash,
+                       const char *events_json, long nraw, long events_seen, uint64_t hash,
                        json_t *violations, const char *response_json);
 /* The stored response of the chunk with this client seq (malloc'd), or NULL. */
 char *store_chunk_by_seq(struct store *st, const char *sid, const char *mid, long long seq);
