@@ -20,7 +20,8 @@
 # process per request costs more than the round trips being measured. Every step has a timeout;
 # a route that is missing or failing prints "n/a: <reason>" instead of a figure.
 # Knobs: BENCH_QUICK=1 (fewer repetitions), BENCH_SEED (trace seed, default 42),
-#        BENCH_KEEP=1 (keep the scratch directory), VIGILD_ARGS (extra vigild flags).
+#        BENCH_BUDGET (seconds for the whole run, default 600), BENCH_KEEP=1 (keep the scratch
+#        directory), VIGILD_ARGS (extra vigild flags).
 set -u
 
 BUILD=${VIGIL_BUILD:-build}
@@ -85,10 +86,10 @@ for r in $RULES; do
 done
 
 # --- the server --------------------------------------------------------------------------
+# start_vigild [EXTRA FLAGS...]: vigild on a free port; sets ADDR and VPID
 start_vigild() {
     # shellcheck disable=SC2086
-    "$BUILD/vigild" --listen 127.0.0.1:0 --db :memory: --enable-eval --max-body 256M \
-        --max-events 1000000 --max-sessions 100000 ${VIGILD_ARGS:-} "$@" \
+    "$BUILD/vigild" --listen 127.0.0.1:0 --db :memory: --enable-eval "$@" \
         >"$T/vigild.out" 2>"$T/vigild.err" &
     VPID=$!
     i=0
@@ -102,18 +103,35 @@ start_vigild() {
     return 1
 }
 if [ ! -x "$BUILD/vigild" ]; then say "bench: $BUILD/vigild is not built (run make)"; exit 1; fi
+LIMITS="--max-body 256M --max-events 1000000 --max-sessions 100000"
 JAILNOTE="full jail"
-if ! start_vigild; then
-    say "bench: vigild did not start:"; tail -n 5 "$T/vigild.err" >&2
-    say "bench: retrying with --insecure-no-jail (figures then do not include the full jail)"
-    JAILNOTE="INSECURE: --insecure-no-jail"
-    start_vigild --insecure-no-jail || { say "bench: vigild does not start"; exit 1; }
+# shellcheck disable=SC2086
+if ! start_vigild $LIMITS ${VIGILD_ARGS:-}; then
+    say "bench: vigild did not start with raised limits:"; tail -n 3 "$T/vigild.err" >&2
+    if start_vigild ${VIGILD_ARGS:-}; then
+        JAILNOTE="full jail, default limits"
+    else
+        say "bench: retrying with --insecure-no-jail (the figures then do not include the full jail)"
+        tail -n 3 "$T/vigild.err" >&2
+        JAILNOTE="INSECURE: --insecure-no-jail"
+        start_vigild --insecure-no-jail ${VIGILD_ARGS:-} || { say "bench: vigild does not start"; exit 1; }
+    fi
 fi
 say "bench: vigild pid $VPID on $ADDR ($JAILNOTE)"
 URL=http://$ADDR
 
-# vb ARGS... -> one vbench output line (empty on failure; stderr into $T/vb.err)
-vb() { timeout 600 "$VB" -a "$ADDR" -t 60 "$@" 2>"$T/vb.err"; }
+# vb ARGS... -> one vbench output line (empty on failure; stderr into $T/vb.err). Each request
+# has a 20 s timeout; the whole run has a budget (BENCH_BUDGET seconds, default 600): past it,
+# every remaining measurement is reported n/a instead of started.
+BUDGET=${BENCH_BUDGET:-600}
+vb() {
+    left=$((BUDGET - ($(date +%s) - START)))
+    if [ "$left" -le 5 ]; then
+        echo "vbench: the benchmark time budget (${BUDGET} s) is exhausted" >"$T/vb.err"
+        return 0
+    fi
+    timeout "$left" "$VB" -a "$ADDR" -t 20 "$@" 2>"$T/vb.err"
+}
 # the first failure vbench reported, short: "HTTP 500 internal: message..." or its own message
 vberr() {
     head -n 1 "$T/vb.err" | sed -e 's/^vbench: [A-Z]* [^ ]* -> \([0-9]*\) .*"code":"\([^"]*\)","message":"\([^"]*\)".*/HTTP \1 \2: \3/' \
@@ -122,10 +140,10 @@ vberr() {
 # curl_json METHOD PATH [BODYFILE] -> body in $T/c.json, status echoed
 curl_json() {
     if [ -n "${3:-}" ]; then
-        curl -sS -m 60 -o "$T/c.json" -w '%{http_code}' -X "$1" -H 'Content-Type: application/json' \
+        curl -sS -m 30 -o "$T/c.json" -w '%{http_code}' -X "$1" -H 'Content-Type: application/json' \
             --data-binary @"$3" "$URL$2" 2>>"$T/curl.err"
     else
-        curl -sS -m 60 -o "$T/c.json" -w '%{http_code}' -X "$1" "$URL$2" 2>>"$T/curl.err"
+        curl -sS -m 30 -o "$T/c.json" -w '%{http_code}' -X "$1" "$URL$2" 2>>"$T/curl.err"
     fi
 }
 new_session() { # -> id on stdout, or nothing
@@ -206,6 +224,24 @@ else
     row "b) sessions" "POST /v1/sessions" "n/a: $(vberr)" "< 5 ms median"
 fi
 
+# mem_rows SID LABEL: VmRSS and Pss of the session's worker (worker_pid of GET /v1/sessions/{sid})
+mem_rows() {
+    st=$(curl_json GET "/v1/sessions/$1")
+    WPID=$(jget "$T/c.json" 'j.worker_pid')
+    if [ "$st" != 200 ] || [ -z "$WPID" ]; then
+        row "d) idle worker" "RSS, $2" "n/a: no worker_pid in GET /v1/sessions/{sid} (HTTP $st)" "< 3 MiB RSS"
+    elif [ ! -r "/proc/$WPID/status" ]; then
+        row "d) idle worker" "RSS, $2" "n/a: /proc/$WPID not readable" "< 3 MiB RSS"
+    else
+        rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$WPID/status")
+        pss=$(awk '/^Pss:/ { print $2 }' "/proc/$WPID/smaps_rollup" 2>/dev/null)
+        if [ -n "$pss" ]; then pssf=$(awk -v k="$pss" 'BEGIN { printf "%.2f MiB", k / 1024 }'); else pssf="n/a"; fi
+        row "d) idle worker" "$2: VmRSS (Pss)" \
+            "$(awk -v k="$rss" 'BEGIN { printf "%.2f MiB", k / 1024 }') ($pssf Pss)" "< 3 MiB RSS (prototype: ~0.25 MiB Pss)" \
+            "$(verdict "$rss" 3072)"
+    fi
+}
+
 # --- c) trivial round trips ------------------------------------------------------------------
 say "bench: (c) round trips"
 nc=10000; [ "$QUICK" = 1 ] && nc=2000
@@ -219,6 +255,8 @@ SID=$(new_session)
 if [ -z "$SID" ]; then
     row "c) round trip" "POST /v1/sessions/{sid}/eval" "n/a: cannot create a session" "< 100 us median"
 else
+    sleep 0.2
+    mem_rows "$SID" "fresh session"
     printf '{"code": "return 1"}' >"$T/eval.json"
     out=$(vb -X POST -p "/v1/sessions/$SID/eval" -b "$T/eval.json" -n $nc -w 100 -M 120)
     if [ -n "$out" ] && [ "$(field ok "$out")" = "$(field n "$out")" ]; then
@@ -230,20 +268,7 @@ else
 
     # --- d) idle worker memory -------------------------------------------------------------
     say "bench: (d) idle worker memory"
-    st=$(curl_json GET "/v1/sessions/$SID")
-    WPID=$(jget "$T/c.json" 'j.worker_pid')
-    if [ "$st" != 200 ] || [ -z "$WPID" ]; then
-        row "d) idle worker" "RSS" "n/a: no worker_pid in GET /v1/sessions/{sid} (HTTP $st)" "< 3 MiB RSS"
-    elif [ ! -r "/proc/$WPID/status" ]; then
-        row "d) idle worker" "RSS" "n/a: /proc/$WPID not readable" "< 3 MiB RSS"
-    else
-        rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$WPID/status")
-        pss=$(awk '/^Pss:/ { print $2 }' "/proc/$WPID/smaps_rollup" 2>/dev/null)
-        row "d) idle worker" "VmRSS of worker pid $WPID" "$(awk -v k="$rss" 'BEGIN { printf "%.2f MiB", k / 1024 }')" "< 3 MiB RSS" \
-            "$(verdict "$rss" 3072)"
-        if [ -n "$pss" ]; then pssf=$(awk -v k="$pss" 'BEGIN { printf "%.2f MiB", k / 1024 }'); else pssf="n/a: no smaps_rollup"; fi
-        row "d) idle worker" "Pss of the worker (smaps_rollup)" "$pssf" "(prototype: ~0.25 MiB)"
-    fi
+    mem_rows "$SID" "after $nc eval requests"
     del_session "$SID"
 fi
 
@@ -267,7 +292,7 @@ for r in $RULES; do
         out=$(vb -X POST -p "/v1/sessions/$SID/monitors/$MID/events" -l "$T/chunks$k.ndjson" \
             -T "$T/times.txt" -M $maxs -S)
         if [ -z "$out" ] || [ "$(field ok "$out")" != "$(field n "$out")" ]; then
-            row "e) monitor" "$label" "n/a: chunk $(( $(field ok "$out") + 1 )): $(vberr)" ""
+            row "e) monitor" "$label" "n/a: ${out:+chunk $(( $(field ok "$out") + 1 )): }$(vberr)" ""
             del_session "$SID"; continue
         fi
         nchunks=$(field n "$out")
@@ -326,14 +351,18 @@ echo "trace mix (seed $SEED): $MIX"
 echo
 awk -F'\t' '
     { s[NR] = $1; w[NR] = $2; f[NR] = $3; t[NR] = $4; v[NR] = $5
+      if (!($1 in seen)) { seen[$1] = 1; order[++ns] = $1 }
       if (length($2) > ww) ww = length($2); if (length($3) > fw) fw = length($3) }
     END {
         fmt = "%-" ww "s  %-" fw "s  %-4s  %s\n"
-        for (i = 1; i <= NR; i++) {
-            if (s[i] != last) { printf "%s\n", s[i]; last = s[i] }
-            if (v[i] == "ok") ok++; else if (v[i] == "MISS") miss++
-            if (f[i] ~ /^n\/a/) na++
-            printf "  " fmt, w[i], f[i], v[i], (t[i] == "" ? "" : "target: " t[i])
+        for (k = 1; k <= ns; k++) {
+            printf "%s\n", order[k]
+            for (i = 1; i <= NR; i++) {
+                if (s[i] != order[k]) continue
+                if (v[i] == "ok") ok++; else if (v[i] == "MISS") miss++
+                if (f[i] ~ /^n\/a/) na++
+                printf "  " fmt, w[i], f[i], v[i], (t[i] == "" ? "" : "target: " t[i])
+            }
         }
         printf "\n%d targets met, %d missed, %d figures n/a\n", ok, miss, na
     }' "$ROWS"
