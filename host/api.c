@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct api_cfg api_cfg;
 
@@ -454,10 +455,41 @@ static int opt_id(json_t *b, const char **out, struct http_resp *rs)
 }
 
 /* Looks up and locks the session named by the first path parameter; NULL after a 404. */
-static struct sess *open_sess(struct http_req *rq, struct http_resp *rs)
+/* Looks up the session named by the first path parameter and, with --require-token, checks
+ * its token (Authorization: Bearer <token>, or X-Vigil-Token). NULL after a 404/401/403. */
+static struct sess *find_sess(struct http_req *rq, struct http_resp *rs)
 {
     struct sess *s = sess_get(rq->param[0]);
-    if (!s || sess_lock(s)) {
+    if (!s) {
+        http_err(rs, 404, "not_found", "no session '%s'", rq->param[0]);
+        return NULL;
+    }
+    if (!api_cfg.require_token)
+        return s;
+    const char *tok = http_header(rq, "X-Vigil-Token");
+    const char *auth = http_header(rq, "Authorization");
+    if (!tok && auth && 0 == strncasecmp(auth, "Bearer ", 7))
+        tok = auth + 7;
+    if (!tok) {
+        sess_put(s);
+        http_err(rs, 401, "unauthorized",
+                 "this session needs its token (Authorization: Bearer <token>)");
+        return NULL;
+    }
+    if (!sess_token_ok(s, tok)) {
+        sess_put(s);
+        http_err(rs, 403, "forbidden", "wrong token for session '%s'", rq->param[0]);
+        return NULL;
+    }
+    return s;
+}
+
+static struct sess *open_sess(struct http_req *rq, struct http_resp *rs)
+{
+    struct sess *s = find_sess(rq, rs);
+    if (!s)
+        return NULL;
+    if (sess_lock(s)) {
         sess_put(s);
         http_err(rs, 404, "not_found", "no session '%s'", rq->param[0]);
         return NULL;
@@ -710,11 +742,9 @@ static void h_sess_create(struct http_req *rq, struct http_resp *rs)
 
 static void h_sess_get(struct http_req *rq, struct http_resp *rs)
 {
-    struct sess *s = sess_get(rq->param[0]);
-    if (!s) {
-        http_err(rs, 404, "not_found", "no session '%s'", rq->param[0]);
+    struct sess *s = find_sess(rq, rs);
+    if (!s)
         return;
-    }
     json_t *o = sess_info(s, 0);
     json_t *p = store_pol_list(api_cfg.store, sess_id(s));
     json_t *m = store_mon_list(api_cfg.store, sess_id(s));
@@ -728,6 +758,10 @@ static void h_sess_get(struct http_req *rq, struct http_resp *rs)
 
 static void h_sess_delete(struct http_req *rq, struct http_resp *rs)
 {
+    struct sess *s = find_sess(rq, rs);
+    if (!s)
+        return;
+    sess_put(s);
     if (sess_delete(rq->param[0])) {
         http_err(rs, 404, "not_found", "no session '%s'", rq->param[0]);
         return;
@@ -844,22 +878,18 @@ static void h_pol_create(struct http_req *rq, struct http_resp *rs)
 
 static void h_pol_list(struct http_req *rq, struct http_resp *rs)
 {
-    struct sess *s = sess_get(rq->param[0]);
-    if (!s) {
-        http_err(rs, 404, "not_found", "no session '%s'", rq->param[0]);
+    struct sess *s = find_sess(rq, rs);
+    if (!s)
         return;
-    }
     http_json(rs, 200, json_pack("{s:o}", "policies", store_pol_list(api_cfg.store, sess_id(s))));
     sess_put(s);
 }
 
 static void h_pol_get(struct http_req *rq, struct http_resp *rs)
 {
-    struct sess *s = sess_get(rq->param[0]);
-    if (!s) {
-        http_err(rs, 404, "not_found", "no session '%s'", rq->param[0]);
+    struct sess *s = find_sess(rq, rs);
+    if (!s)
         return;
-    }
     json_t *p = store_pol_get(api_cfg.store, sess_id(s), rq->param[1]);
     if (p)
         http_json(rs, 200, pol_view(p));
@@ -1083,11 +1113,9 @@ out:
 
 static void h_mon_list(struct http_req *rq, struct http_resp *rs)
 {
-    struct sess *s = sess_get(rq->param[0]);
-    if (!s) {
-        http_err(rs, 404, "not_found", "no session '%s'", rq->param[0]);
+    struct sess *s = find_sess(rq, rs);
+    if (!s)
         return;
-    }
     json_t *a = store_mon_list(api_cfg.store, sess_id(s));
     size_t i;
     json_t *m;
@@ -1098,11 +1126,9 @@ static void h_mon_list(struct http_req *rq, struct http_resp *rs)
 
 static void h_mon_get(struct http_req *rq, struct http_resp *rs)
 {
-    struct sess *s = sess_get(rq->param[0]);
-    if (!s) {
-        http_err(rs, 404, "not_found", "no session '%s'", rq->param[0]);
+    struct sess *s = find_sess(rq, rs);
+    if (!s)
         return;
-    }
     json_t *m = store_mon_get(api_cfg.store, sess_id(s), rq->param[1]);
     if (m)
         http_json(rs, 200, mon_view(m));
@@ -1195,11 +1221,9 @@ out:
 
 static void h_mon_violations(struct http_req *rq, struct http_resp *rs)
 {
-    struct sess *s = sess_get(rq->param[0]);
-    if (!s) {
-        http_err(rs, 404, "not_found", "no session '%s'", rq->param[0]);
+    struct sess *s = find_sess(rq, rs);
+    if (!s)
         return;
-    }
     json_t *m = store_mon_get(api_cfg.store, sess_id(s), rq->param[1]);
     if (m) {
         http_json(rs, 200,

@@ -23,6 +23,7 @@ struct api_cfg {
     size_t max_events;         /* events per trace / chunk */
     size_t max_policy;         /* bytes of policy source */
     int enable_eval;           /* expose POST /v1/sessions/{sid}/eval */
+    int require_token;         /* native session routes need the session's token */
     int insecure;              /* the jail is off */
     const char *jail_summary;  /* borrowed */
     int jail_full;

@@ -25,6 +25,7 @@ struct config {
     const char *openapi;
     int insecure;
     int enable_eval;
+    int require_token;
     long long max_body;
     long long max_events;
     long long max_policy;
@@ -59,6 +60,8 @@ static const struct opt opts[] = {
      "run workers without the full jail when it is unavailable (loudly)"},
     {"--enable-eval", "VIGIL_ENABLE_EVAL", K_FLAG, O(enable_eval),
      "expose POST /v1/sessions/{sid}/eval (tests and sandbox probes only)"},
+    {"--require-token", "VIGIL_REQUIRE_TOKEN", K_FLAG, O(require_token),
+     "native session routes need the session's token (Authorization: Bearer)"},
     {"--max-body", "VIGIL_MAX_BODY", K_SIZE, O(max_body), "largest request body (bytes; K/M/G)"},
     {"--max-events", "VIGIL_MAX_EVENTS", K_INT, O(max_events), "most events per trace or chunk"},
     {"--max-policy", "VIGIL_MAX_POLICY", K_SIZE, O(max_policy), "largest policy source (bytes)"},
@@ -374,6 +377,7 @@ int main(int argc, char **argv)
         .max_events = (size_t)c.max_events,
         .max_policy = (size_t)c.max_policy,
         .enable_eval = c.enable_eval,
+        .require_token = c.require_token,
         .insecure = c.insecure,
         .jail_summary = jr.summary,
         .jail_full = full && !c.insecure,

@@ -484,18 +484,34 @@ const char *sess_id(const struct sess *s)
     return s->id;
 }
 
+int sess_token_ok(const struct sess *s, const char *tok)
+{
+    size_t n = strlen(s->token);
+    if (strlen(tok) != n || n == 0)
+        return 0;
+    unsigned char diff = 0;
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(s->token[i] ^ tok[i]);
+    return diff == 0;
+}
+
 json_t *sess_info(struct sess *s, int with_token)
 {
     pthread_mutex_lock(&tab_mu);
     double last = s->last_used;
     pthread_mutex_unlock(&tab_mu);
-    pthread_mutex_lock(&s->mu);
-    if (s->has_worker && worker_dead(&s->w)) {
-        MET_INC(m_deaths);
-        kill_worker(&s->w, &s->has_worker);
+    json_t *pid;
+    if (0 == pthread_mutex_trylock(&s->mu)) {
+        if (s->has_worker && worker_dead(&s->w)) {
+            MET_INC(m_deaths);
+            kill_worker(&s->w, &s->has_worker);
+        }
+        pid = s->has_worker ? json_integer(s->w.pid) : json_null();
+        pthread_mutex_unlock(&s->mu);
+    } else {
+        /* A request is in flight: report its worker without waiting for it. */
+        pid = json_integer(__atomic_load_n(&s->w.pid, __ATOMIC_RELAXED));
     }
-    json_t *pid = s->has_worker ? json_integer(s->w.pid) : json_null();
-    pthread_mutex_unlock(&s->mu);
     json_t *o = json_pack("{s:s,s:f,s:f,s:f,s:I,s:o}", "id", s->id, "created_at", s->created_at,
                           "last_used", last, "expires_at", last + (double)s->ttl, "ttl",
                           (json_int_t)s->ttl, "worker_pid", pid);

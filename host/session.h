@@ -58,6 +58,8 @@ void sess_put(struct sess *s);
 int sess_delete(const char *id);
 
 const char *sess_id(const struct sess *s);
+/* 1 when tok is the session's token (compared in constant time). */
+int sess_token_ok(const struct sess *s, const char *tok);
 /* {id, created_at, expires_at, ttl, worker_pid|null, token?}: the token only with_token. */
 json_t *sess_info(struct sess *s, int with_token);
 
