@@ -31,6 +31,7 @@ local HELPERS = {
    { "CONTAINS_ONLY", "function(c, a, b) local t = V.iter(b); for i = 1, #t do "
       .. "if not V.truthy(V.contains(c, t[i], a)) then return false end end return true end" },
    { "LIST", "function(it) if it == nil or it == None then return {} end return V.iter(it) end" },
+   { "NONIL", "function(x) if x == None then return nil end return x end" },
 }
 
 local BIN = {
@@ -428,7 +429,8 @@ end
 function Gen:x_Quantifier(n)
    -- a quantifier nested in an expression (body-item quantifiers are `cond` items)
    local sub = require("compiler.lower").lower_body(n.body)
-   self:put("(" .. self:quant_head(n) .. ", ")
+   self:put("(")
+   self:quant_open(n)
    self:items(sub)
    self:put("})(c, e)")
 end
@@ -455,35 +457,58 @@ local function lc(e)
 end
 
 -- Quantifier arguments: count(min=, max=) / count(n) must be constants of the policy text.
-function Gen:quant_head(qn)
-   local fields = {}
-   local function lit(x)
-      if x.tag == "Num" then return N(x.value) end
-      if x.tag == "Null" then return "nil" end
-      if x.tag == "UnOp" and x.op == "-" and x.operand.tag == "Num" then return N(-x.operand.value) end
-      return nil
+local function bound_literal(x)
+   if x.tag == "Num" then return N(x.value) end
+   if x.tag == "Null" then return "nil" end
+   if x.tag == "UnOp" and x.op == "-" and x.operand.tag == "Num" then return N(-x.operand.value) end
+   return nil
+end
+
+-- The count bounds of a quantifier: {{"min", node}, {"max", node}} (positional or keyword).
+local function count_bounds(qn)
+   local out = {}
+   if qn.kind ~= "count" then return out end
+   local names_ = { "min", "max" }
+   for i, a in ipairs(qn.args or {}) do
+      if names_[i] then out[#out + 1] = { names_[i], a } end
    end
-   local function bound(name, x)
-      local v = lit(x)
-      if v then
-         fields[#fields + 1] = name .. " = " .. v
+   for _, kw in ipairs(qn.kwargs or {}) do
+      if kw.name == "min" or kw.name == "max" then out[#out + 1] = { kw.name, kw.value } end
+   end
+   return out
+end
+
+local function dynamic_bounds(qn)
+   for _, bd in ipairs(count_bounds(qn)) do
+      if not bound_literal(bd[2]) then return true end
+   end
+   return false
+end
+
+-- Streams `count { min = ..., max = ..., negate = ..., ` / `forall { negate = ..., `. Literal bounds
+-- are data; other bounds are expressions (only inside a closure, where c and e exist) whose None
+-- means "no bound".
+function Gen:quant_open(qn)
+   self:put((qn.kind == "count" and "count" or "forall") .. " { ")
+   for _, bd in ipairs(count_bounds(qn)) do
+      local lit = bound_literal(bd[2])
+      if lit then
+         self:put(bd[1] .. " = " .. lit .. ", ")
       else
-         -- the policy API takes the bounds as data; never ignore a bound silently
-         self.diags[#self.diags + 1] = { code = "E309", kind = "quantifier-arity", line = x.line or qn.line,
-            column = x.col or qn.col, message = "count bounds must be number literals (or None)" }
+         self.used.NONIL = true
+         self:put(bd[1] .. " = NONIL(")
+         self:expr(bd[2])
+         self:put("), ")
       end
    end
-   if qn.kind == "count" then
-      local names_ = { "min", "max" }
-      for i, a in ipairs(qn.args or {}) do
-         if names_[i] then bound(names_[i], a) end
-      end
-      for _, kw in ipairs(qn.kwargs or {}) do
-         if kw.name == "min" or kw.name == "max" then bound(kw.name, kw.value) end
-      end
+   self:put("negate = " .. (qn.negated and "true" or "false") .. ", ")
+end
+
+local function open_block(sub)
+   for _, v in ipairs(sub.vars) do
+      if not v.domain then return true end
    end
-   fields[#fields + 1] = "negate = " .. (qn.negated and "true" or "false")
-   return (qn.kind == "count" and "count" or "forall") .. " { " .. concat(fields, ", ")
+   return false
 end
 
 -- Emits the items of query `q`, each followed by ", ".
@@ -509,9 +534,18 @@ function Gen:items(q)
          self:put((it.op == "->" and "flow(" or "succ(") .. S(it.a) .. ", " .. S(it.b) .. ", " .. lc(it) .. "), ")
       elseif it.quant then
          self:go(it.line)
-         self:put("cond(" .. names(it.reads) .. ", " .. lc(it) .. ", " .. self:quant_head(it.quant) .. ", ")
-         self:items(it.sub)
-         self:put("}), ")
+         if dynamic_bounds(it.quant) then
+            -- bounds computed per model: build the quantifier inside the condition
+            self:put("cond(" .. names(it.reads) .. ", " .. lc(it) .. ", function(c, e) return (")
+            self:quant_open(it.quant)
+            self:items(it.sub)
+            self:put("})(c, e) end" .. (open_block(it.sub) and ", {nonmono = true}" or "") .. "), ")
+         else
+            self:put("cond(" .. names(it.reads) .. ", " .. lc(it) .. ", ")
+            self:quant_open(it.quant)
+            self:items(it.sub)
+            self:put("}), ")
+         end
       else
          self:go(it.line)
          self:put("cond(" .. names(it.reads) .. ", " .. lc(it) .. ", function(c, e) return (")

@@ -236,12 +236,21 @@ describe("compiled constructs, end to end", function()
    end
 end)
 
-describe("compiler.codegen diagnostics", function()
-   it("rejects count bounds that are not literals, at the bound's position", function()
-      local compiler = require "compiler"
-      local lua, diags = compiler.compile("from invariant import count\nraise \"x\" if:\n    count(min=input.n):\n        (m: Message)\n")
-      assert.is_nil(lua)
-      assert.same({ 3, 15, "E309" }, { diags[1].line, diags[1].column, diags[1].code })
+describe("compiler.codegen count bounds", function()
+   it("takes bounds computed per model (a parameter, an outer variable; None = no bound)", function()
+      local rt = require "rt"
+      local src = "from invariant import count\nraise \"x\" if:\n    (m: Message)\n"
+         .. "    count(min=input.n, max=None if input.n > 1 else len(m.tool_calls)):\n"
+         .. "        (c: ToolCall) in m.tool_calls\n"
+      local pol = assert(rt.load(src, "invariant", "t"))
+      local call = function(i) return { id = tostring(i), type = "function", ["function"] = { name = "f", arguments = {} } } end
+      local trace = { { role = "assistant", content = "a", tool_calls = { call(1), call(2) } },
+         { role = "assistant", content = "b", tool_calls = { call(3) } } }
+      local cjson = require "cjson"
+      local vs = assert(rt.analyze(pol, cjson.decode(cjson.encode(trace)), { n = 2 }))
+      assert.equal(1, #vs)
+      vs = assert(rt.analyze(pol, cjson.decode(cjson.encode(trace)), { n = 1 }))
+      assert.equal(2, #vs)
    end)
 end)
 
