@@ -474,8 +474,9 @@ int main(int argc, char **argv)
             }
         }
         if (delprefix && status >= 200 && status < 300) {
-            char id[256], dpath[512];
+            char id[256];
             if (json_id(resp.p, id, sizeof id) == 0) {
+                char dpath[512];
                 snprintf(dpath, sizeof dpath, "%s/%s", delprefix, id);
                 int dclosed = 0;
                 if (do_request(fd, "DELETE", dpath, NULL, 0, &dresp, &dclosed) < 0 || dclosed) {
