@@ -325,6 +325,14 @@ int main(int argc, char **argv)
     struct jail_report jr;
     jail_probe(&jr);
     int full = jail_report_full(&jr);
+    /* Test hook: behave as if the probe had found no full jail (exercises the refusal and the
+     * insecure mode on machines that do have the jail). */
+    const char *sim = getenv("VIGIL_TEST_JAIL_UNAVAILABLE");
+    if (sim && 0 == strcmp(sim, "1")) {
+        full = 0;
+        snprintf(jr.summary, sizeof jr.summary, "%s",
+                 "jail: unavailable (simulated by VIGIL_TEST_JAIL_UNAVAILABLE=1)");
+    }
     if (!full && !c.insecure) {
         util_log(LOG_ERROR,
                  "the worker jail is unavailable on this machine (%s); refusing to start. "
@@ -334,15 +342,21 @@ int main(int argc, char **argv)
                  jr.summary);
         return 3;
     }
-    util_log_insecure = c.insecure;
-    if (c.insecure)
-        util_log(LOG_WARN, "jail: %s; running INSECURE (--insecure-no-jail)", jr.summary);
+    /* The flag only matters when the full jail is unavailable: a machine that has it keeps it. */
+    int insecure = c.insecure && !full;
+    util_log_insecure = insecure;
+    if (insecure)
+        util_log(LOG_WARN, "jail: %s; running INSECURE (--insecure-no-jail): workers get only "
+                           "no_new_privs, seccomp and rlimits", jr.summary);
+    else if (c.insecure)
+        util_log(LOG_WARN, "jail: %s; --insecure-no-jail given but the full jail is available: "
+                           "keeping the full jail", jr.summary);
     else
         util_log(LOG_INFO, "jail: %s", jr.summary);
 
     struct zyg_cfg zc;
     zyg_cfg_init(&zc);
-    zc.insecure_no_jail = c.insecure;
+    zc.insecure_no_jail = insecure;
     zc.mem_limit = (size_t)c.mem_limit;
     if (c.instr_budget > 0)
         zc.instr_budget = c.instr_budget;
@@ -378,9 +392,9 @@ int main(int argc, char **argv)
         .max_policy = (size_t)c.max_policy,
         .enable_eval = c.enable_eval,
         .require_token = c.require_token,
-        .insecure = c.insecure,
+        .insecure = insecure,
         .jail_summary = jr.summary,
-        .jail_full = full && !c.insecure,
+        .jail_full = full,
         .openapi = openapi,
         .openapi_len = openapi_len,
     };

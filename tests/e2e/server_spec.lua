@@ -135,21 +135,50 @@ describe("vigild server", function()
    end)
 end)
 
-describe("vigild with --insecure-no-jail", function()
-   it("says so in every log line and in /readyz", function()
-      local srv = H.start { args = { "--insecure-no-jail" }, db = ":memory:" }
+describe("the jail check at startup", function()
+   local SIM = { VIGIL_TEST_JAIL_UNAVAILABLE = "1" }
+
+   it("refuses to start without the jail unless --insecure-no-jail is given", function()
+      local dir = H.tmpdir()
+      local out = H.sh("VIGIL_TEST_JAIL_UNAVAILABLE=1 " .. H.quote(H.bin) ..
+         " --listen 127.0.0.1:0 --db :memory: 2>&1; echo rc=$?")
+      assert.truthy(out:find("refusing to start", 1, true), out)
+      assert.truthy(out:find("--insecure-no-jail", 1, true))
+      assert.truthy(out:find("rc=3", 1, true))
+      os.execute("rm -rf " .. H.quote(dir))
+   end)
+
+   it("with --insecure-no-jail says so in every log line and in /readyz", function()
+      local srv = H.start { args = { "--insecure-no-jail", "--enable-eval" }, db = ":memory:", env = SIM }
       local st, j = srv:get("/readyz")
       srv:get("/healthz")
+      local sid = srv:session()
+      local est, ej = srv:post("/v1/sessions/" .. sid .. "/eval", { code = "return 1 + 1" })
+      local w = srv:worker_pid(sid)
+      local status = H.slurp("/proc/" .. w .. "/status") or ""
       srv:stop()
       assert.equal(200, st)
-      assert.equal(true, j.jail.insecure_no_jail)
-      assert.truthy(j.warning)
+      H.assert_match({ ready = true, jail = { full = false, insecure_no_jail = true }, warning = H.ANY }, j)
+      assert.equal(200, est)
+      assert.equal(2, ej.value)
+      -- the partial jail still has seccomp and no_new_privs
+      assert.truthy(status:find("\nSeccomp:%s+2\n"))
+      assert.truthy(status:find("\nNoNewPrivs:%s+1\n"))
       local n, marked = 0, 0
       for line in srv:log():gmatch("[^\n]+") do
          n = n + 1
          if line:find("INSECURE", 1, true) then marked = marked + 1 end
       end
-      assert.truthy(n >= 3)
+      assert.truthy(n >= 5)
       assert.equal(n, marked)
+   end)
+
+   it("keeps the full jail when --insecure-no-jail is given on a machine that has it", function()
+      local srv = H.start { args = { "--insecure-no-jail" }, db = ":memory:" }
+      local st, j = srv:get("/readyz")
+      srv:stop()
+      assert.equal(200, st)
+      H.assert_match({ jail = { full = true, insecure_no_jail = false } }, j)
+      assert.truthy(srv:log():find("keeping the full jail", 1, true))
    end)
 end)
