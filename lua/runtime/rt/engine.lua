@@ -22,8 +22,8 @@
 -- source order would reach it: some extension of the partial binding satisfies every item
 -- placed before the failing one (checked by a restricted solve). Otherwise the condition simply
 -- does not hold for that binding.
-local error, getmetatable, ipairs, math, pairs, pcall, require, setmetatable, table, type =
-   error, getmetatable, ipairs, math, pairs, pcall, require, setmetatable, table, type
+local error, getmetatable, ipairs, math, next, pairs, pcall, require, setmetatable, table, type =
+   error, getmetatable, ipairs, math, next, pairs, pcall, require, setmetatable, table, type
 _ENV = nil
 -- luacheck: no unused args
 
@@ -445,11 +445,37 @@ local function new_state(R, run, opts)
             for k, v in pairs(x) do t[k] = v end
             return t
          end
+         -- when a derived domain failed, that variable (and what depends on it) is left out
+         local excl = {}
+         for _, v in ipairs(R.vars) do if v == it then excl[v.name] = true end end
+         local grown = next(excl) ~= nil
+         while grown do
+            grown = false
+            for _, v in ipairs(R.vars) do
+               if not excl[v.name] then
+                  for _, n in ipairs(v.reads or {}) do
+                     if excl[n] then excl[v.name] = true; grown = true end
+                  end
+               end
+            end
+         end
+         local function reads_excl(x)
+            for _, n in ipairs(x.reads or {}) do if excl[n] then return true end end
+            return false
+         end
          sub = { vars = {}, lets = {}, conds = {}, orders = {}, index = R.index }
-         for _, v in ipairs(R.vars) do sub.vars[#sub.vars + 1] = clone(v) end
-         for _, l in ipairs(R.lets) do if l.pos < it.pos then sub.lets[#sub.lets + 1] = clone(l) end end
-         for _, c in ipairs(R.conds) do if c.pos < it.pos then sub.conds[#sub.conds + 1] = clone(c) end end
-         for _, o in ipairs(R.orders) do if o.pos < it.pos then sub.orders[#sub.orders + 1] = o end end
+         for _, v in ipairs(R.vars) do
+            if not excl[v.name] then sub.vars[#sub.vars + 1] = clone(v) end
+         end
+         for _, l in ipairs(R.lets) do
+            if l.pos < it.pos and not reads_excl(l) then sub.lets[#sub.lets + 1] = clone(l) end
+         end
+         for _, c in ipairs(R.conds) do
+            if c.pos < it.pos and not reads_excl(c) then sub.conds[#sub.conds + 1] = clone(c) end
+         end
+         for _, o in ipairs(R.orders) do
+            if o.pos < it.pos and not excl[o.a] and not excl[o.b] then sub.orders[#sub.orders + 1] = o end
+         end
          R._restricted = R._restricted or setmetatable({}, { __mode = "k" })
          R._restricted[it] = sub
       end
@@ -704,7 +730,14 @@ solve = function(R, run, opts)
          end
       else
          -- derived domain: evaluated per binding of its reads
-         local root = call_item(v, v.domain, S.ctx, e)
+         S.ctx.marks = {}
+         local okd, root = pcall(v.domain, S.ctx, e)
+         if not okd then
+            local err = locate(root, v)
+            -- like a condition: raised only where source-order evaluation would reach it
+            if getmt(err) ~= LocErr or S.reachable(v, e) then error(err, 0) end
+            return
+         end
          local dom
          if v.pinned then dom = root else dom = domain_of(run, v.type, root) end
          for _, x in ipairs(dom) do

@@ -264,3 +264,19 @@ describe("engine work grows linearly for filtered flow rules", function()
     assert.is_true(v4 > v1)
   end)
 end)
+
+describe("engine derived-domain errors", function()
+  it("are raised only where source-order evaluation would reach them", function()
+    local src = [[rule { line = 1, raise = "x",
+      var("m", "Message", 2, 1), var("o", "ToolOutput", 2, 1),
+      cond({"m", "o"}, 3, 1, function(c, e) return e.m.idx == LIMIT end),
+      var("w", "str", 4, 1, {"m"}, function(c, e) return V.method(c, V.attr(e.m, "content"), "nope", {n = 0}) end) }]]
+    local pol = assert(rt.load(src, "lua", "d"))
+    pol.env.LIMIT = 100
+    assert.same({}, assert(rt.analyze(pol, trace())))
+    pol.env.LIMIT = 0
+    local vs, err = rt.analyze(pol, trace())
+    assert.is_nil(vs)
+    assert.same({ "attribute", 4 }, { err.kind, err.line })
+  end)
+end)
