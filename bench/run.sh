@@ -346,7 +346,8 @@ done
 
 # --- the table -----------------------------------------------------------------------------
 echo
-echo "vigil benchmarks — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc 2>/dev/null || echo '?') CPUs, $JAILNOTE"
+echo "vigil benchmarks — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc 2>/dev/null || echo '?') CPUs," \
+    "load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?'), $JAILNOTE"
 echo "trace mix (seed $SEED): $MIX"
 echo
 awk -F'\t' '
