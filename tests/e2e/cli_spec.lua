@@ -265,3 +265,72 @@ describe("vigil (command-line tool)", function()
       end)
    end)
 end)
+
+-- The examples that talk to a server: examples/client.py (stdlib Python) and
+-- examples/curl-walkthrough.sh, against the real build/vigild on a free port.
+describe("examples against vigild", function()
+   local dir, pid, url
+   local function sh(cmd)
+      local _, _, code = os.execute(cmd)
+      return code
+   end
+   local function slurp(p)
+      local f = io.open(p, "rb")
+      if not f then return "" end
+      local s = f:read("a")
+      f:close()
+      return s
+   end
+   setup(function()
+      local p = io.popen("mktemp -d")
+      dir = p:read("l")
+      p:close()
+      sh(string.format("%s/vigild --listen 127.0.0.1:0 --db :memory: >%s/out 2>%s/err & echo $! >%s/pid",
+         BUILD, dir, dir, dir))
+      pid = slurp(dir .. "/pid"):match("%d+")
+      for _ = 1, 100 do
+         local addr = slurp(dir .. "/out"):match("listening on (%S+)")
+         if addr then
+            url = "http://" .. addr
+            break
+         end
+         sh("sleep 0.1")
+      end
+   end)
+   teardown(function()
+      if pid then sh("kill -TERM " .. pid .. " 2>/dev/null; sleep 0.3; kill -KILL " .. pid .. " 2>/dev/null") end
+      if dir and dir:match("^/tmp/") then sh("rm -rf " .. sh_quote(dir)) end
+   end)
+
+   it("vigild starts", function()
+      assert.is_string(url, "vigild did not start: " .. slurp(dir .. "/err"))
+   end)
+
+   it("examples/client.py runs its demo against the native and compatibility routes", function()
+      if not url then return end
+      if sh("command -v python3 >/dev/null 2>&1") ~= 0 then
+         pending("python3 not installed")
+         return
+      end
+      local code = sh(string.format("timeout 60 python3 examples/client.py --url %s >%s/py 2>&1", url, dir))
+      local out = slurp(dir .. "/py")
+      assert.equal(0, code, out)
+      assert.truthy(out:find("POST /v1/check: 1 violation(s)", 1, true), out)
+      assert.truthy(out:find("HTTP 422 policy_invalid", 1, true), out)
+      assert.truthy(out:find("monitor: 1 violation(s) reported over 8 chunks", 1, true), out)
+      assert.truthy(out:find("PolicyViolation(", 1, true), out)
+   end)
+
+   it("examples/curl-walkthrough.sh runs every step", function()
+      if not url then return end
+      local code = sh(string.format("VIGIL_URL=%s timeout 60 sh examples/curl-walkthrough.sh >%s/sh 2>&1",
+         url, dir))
+      local out = slurp(dir .. "/sh")
+      assert.equal(0, code, out)
+      for _, st in ipairs({ "(HTTP 201)", "(HTTP 422)", '"events_seen":5', '"deleted":true',
+         '"handled_errors":[]' }) do
+         assert.truthy(out:find(st, 1, true), "missing " .. st .. " in:\n" .. out)
+      end
+      assert.falsy(out:find("(HTTP 5", 1, true), out)
+   end)
+end)
