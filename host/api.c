@@ -36,27 +36,18 @@ int api_werr_status(const char *code)
     return 500;
 }
 
-json_t *api_call(struct sess *s, const char *req, size_t len, struct wfail *f)
+static int call_text(struct sess *s, const char *req, size_t len, char **resp, size_t *rl,
+                     struct wfail *f)
 {
     struct pe_err err = {0};
-    char *resp = NULL;
-    size_t rl = 0;
-    int rc = s ? sess_call(s, req, len, &resp, &rl, &err) : sess_pool_call(req, len, &resp, &rl, &err);
+    *resp = NULL;
+    *rl = 0;
+    int rc = s ? sess_call(s, req, len, resp, rl, &err) : sess_pool_call(req, len, resp, rl, &err);
     memset(f, 0, sizeof *f);
-    if (rc == PE_OK) {
-        json_error_t je;
-        json_t *r = json_loadb(resp, rl, 0, &je);
-        free(resp);
-        if (r && json_is_object(r))
-            return r;
-        json_decref(r);
-        util_log(LOG_ERROR, "worker answered with malformed JSON: %s", je.text);
-        f->status = 500;
-        f->code = "internal";
-        snprintf(f->msg, sizeof f->msg, "the worker answered with malformed JSON");
-        return NULL;
-    }
-    free(resp);
+    if (rc == PE_OK)
+        return 0;
+    free(*resp);
+    *resp = NULL;
     if (rc == SESS_EBUSY) {
         f->status = 429;
         f->code = "busy";
@@ -73,7 +64,104 @@ json_t *api_call(struct sess *s, const char *req, size_t len, struct wfail *f)
         f->retry_after = 1;
         snprintf(f->msg, sizeof f->msg, "worker unavailable: %s", err.msg);
     }
+    return -1;
+}
+
+static json_t *parse_answer(const char *resp, size_t rl, struct wfail *f)
+{
+    json_error_t je;
+    json_t *r = json_loadb(resp, rl, 0, &je);
+    if (r && json_is_object(r))
+        return r;
+    json_decref(r);
+    util_log(LOG_ERROR, "worker answered with malformed JSON: %s", je.text);
+    memset(f, 0, sizeof *f);
+    f->status = 500;
+    f->code = "internal";
+    snprintf(f->msg, sizeof f->msg, "the worker answered with malformed JSON");
     return NULL;
+}
+
+json_t *api_call(struct sess *s, const char *req, size_t len, struct wfail *f)
+{
+    char *resp;
+    size_t rl;
+    if (call_text(s, req, len, &resp, &rl, f))
+        return NULL;
+    json_t *r = parse_answer(resp, rl, f);
+    free(resp);
+    return r;
+}
+
+/* The raw text of result.<field> in an ok answer; 0, or -1 when the answer is not ok (or not
+ * of that shape). A missing field reads as "[]". */
+static int result_field(const char *resp, size_t rl, const char *field, const char **v,
+                        size_t *vl)
+{
+    struct jscan top, res;
+    if (jscan_object(resp, rl, &top))
+        return -1;
+    const struct jfield *okf = jscan_get(&top, "ok"), *r = jscan_get(&top, "result");
+    if (!okf || okf->type != JT_BOOL || okf->val[0] != 't' || !r || r->type != JT_OBJECT)
+        return -1;
+    if (jscan_object(r->val, r->vlen, &res))
+        return -1;
+    const struct jfield *f = jscan_get(&res, field);
+    if (!f) {
+        *v = "[]";
+        *vl = 2;
+        return 0;
+    }
+    *v = f->val;
+    *vl = f->vlen;
+    return 0;
+}
+
+int api_call_wrap(struct sess *s, char *req, size_t len, const char *field, const char *prefix,
+                  const char *suffix, struct http_resp *rs, json_t **werr, struct wfail *f)
+{
+    *werr = NULL;
+    char *resp;
+    size_t rl;
+    int rc = call_text(s, req, len, &resp, &rl, f);
+    free(req);
+    if (rc)
+        return -1;
+    const char *v;
+    size_t vl;
+    if (result_field(resp, rl, field, &v, &vl) == 0) {
+        /* The answer passes through without a tree: prefix + result.<field> + suffix. */
+        size_t pl = strlen(prefix), sl = strlen(suffix);
+        char *out = malloc(pl + vl + sl + 1);
+        if (!out) {
+            free(resp);
+            memset(f, 0, sizeof *f);
+            f->status = 503;
+            f->code = "out_of_memory";
+            snprintf(f->msg, sizeof f->msg, "out of memory");
+            return -1;
+        }
+        memcpy(out, prefix, pl);
+        memcpy(out + pl, v, vl);
+        memcpy(out + pl + vl, suffix, sl);
+        out[pl + vl + sl] = '\0';
+        free(resp);
+        free(rs->body);
+        rs->body = out;
+        rs->len = pl + vl + sl;
+        rs->status = 200;
+        rs->ctype = "application/json";
+        return 1;
+    }
+    json_t *r = parse_answer(resp, rl, f);
+    free(resp);
+    if (!r)
+        return -1;
+    json_t *e = json_object_get(r, "error");
+    *werr = e ? json_incref(e)
+              : json_pack("{s:s,s:s}", "code", "internal", "message", "malformed worker answer");
+    json_decref(r);
+    return 0;
 }
 
 json_t *api_call_j(struct sess *s, json_t *req, struct wfail *f)
@@ -628,6 +716,20 @@ static void h_docs(struct http_req *rq, struct http_resp *rs)
 
 /* ---- stateless ---- */
 
+/* Sends req (freed) and answers {"violations": result.violations} or the error. */
+static void violations_answer(struct sess *s, char *req, size_t len, struct http_resp *rs)
+{
+    json_t *werr;
+    struct wfail f;
+    int rc = api_call_wrap(s, req, len, "violations", "{\"violations\":", "}", rs, &werr, &f);
+    if (rc < 0) {
+        api_fail(rs, &f);
+    } else if (rc == 0) {
+        api_werr(rs, werr);
+        json_decref(werr);
+    }
+}
+
 static void h_check(struct http_req *rq, struct http_resp *rs)
 {
     struct jscan sc;
@@ -647,16 +749,11 @@ static void h_check(struct http_req *rq, struct http_resp *rs)
         wb_raw(&w, "parameters", par->val, par->vlen);
     size_t len = 0;
     char *req = wb_finish(&w, &len);
-    json_t *res;
-    json_t *r = req ? call_ok(NULL, req, len, &res, rs) : NULL;
-    if (!req)
+    if (!req) {
         http_err(rs, 503, "out_of_memory", "out of memory");
-    free(req);
-    if (!r)
         return;
-    json_t *v = json_object_get(res, "violations");
-    http_json(rs, 200, json_pack("{s:O}", "violations", v ? v : json_array()));
-    json_decref(r);
+    }
+    violations_answer(NULL, req, len, rs);
 }
 
 static void h_compile(struct http_req *rq, struct http_resp *rs)
@@ -990,17 +1087,11 @@ static void h_pol_analyze(struct http_req *rq, struct http_resp *rs)
         wb_raw(&w, "parameters", par->val, par->vlen);
     size_t len = 0;
     char *req = wb_finish(&w, &len);
-    json_t *res;
-    json_t *r = req ? call_ok(s, req, len, &res, rs) : NULL;
     if (!req)
         http_err(rs, 503, "out_of_memory", "out of memory");
-    free(req);
+    else
+        violations_answer(s, req, len, rs);
     close_sess(s);
-    if (!r)
-        return;
-    json_t *v = json_object_get(res, "violations");
-    http_json(rs, 200, json_pack("{s:O}", "violations", v ? v : json_array()));
-    json_decref(r);
 }
 
 /* ---- monitors ---- */

@@ -52,6 +52,12 @@ json_t *api_call(struct sess *s, const char *req, size_t len, struct wfail *f);
 /* Same with a request object (stolen). */
 json_t *api_call_j(struct sess *s, json_t *req, struct wfail *f);
 
+/* Sends req (stolen) on s or the pool. On an ok answer sets rs to 200 with prefix +
+ * result.<field> (raw text, "[]" when absent) + suffix and returns 1; on a worker error returns
+ * 0 with *werr (owned); on a transport failure returns -1 with f. */
+int api_call_wrap(struct sess *s, char *req, size_t len, const char *field, const char *prefix,
+                  const char *suffix, struct http_resp *rs, json_t **werr, struct wfail *f);
+
 /* The HTTP status for a worker error code (internals.md §2). */
 int api_werr_status(const char *code);
 

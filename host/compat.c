@@ -150,6 +150,24 @@ static json_t *call(struct sess *s, json_t *req, json_t **root, int ipc, struct 
     return r;
 }
 
+static void guardrails_error(struct http_resp *rs, json_t *err);
+
+/* Sends req (freed); on an ok answer passes result.violations through between prefix and
+ * suffix; a worker error is rendered by on_err, a transport failure as {"detail"}. */
+static void wrap(struct sess *s, char *req, size_t len, const char *prefix, const char *suffix,
+                 void (*on_err)(struct http_resp *, json_t *), struct http_resp *rs)
+{
+    json_t *werr;
+    struct wfail f;
+    int rc = api_call_wrap(s, req, len, "violations", prefix, suffix, rs, &werr, &f);
+    if (rc < 0) {
+        fail_detail(rs, &f);
+    } else if (rc == 0) {
+        on_err(rs, werr);
+        json_decref(werr);
+    }
+}
+
 /* ---- sessions ---- */
 
 static void c_session_new(struct http_req *rq, struct http_resp *rs)
@@ -397,21 +415,9 @@ static void c_policy_analyze(struct http_req *rq, struct http_resp *rs)
     wb_raw(&w, "trace", tr->val, tr->vlen);
     size_t len;
     char *req = finish(&w, &len, rs);
-    struct wfail f;
-    json_t *root = req ? api_call(s, req, len, &f) : NULL;
-    free(req);
+    if (req)
+        wrap(s, req, len, "{\"errors\":", ",\"handled_errors\":[]}", ipc_error, rs);
     done(s);
-    if (!req)
-        return;
-    if (!root) {
-        fail_detail(rs, &f);
-    } else if (!json_is_true(json_object_get(root, "ok"))) {
-        ipc_error(rs, json_object_get(root, "error"));
-    } else {
-        json_t *v = json_object_get(json_object_get(root, "result"), "violations");
-        http_json(rs, 200, json_pack("{s:O,s:[]}", "errors", v ? v : json_array(), "handled_errors"));
-    }
-    json_decref(root);
 }
 
 /* ---- monitors ---- */
@@ -664,15 +670,12 @@ out:
 
 /* ---- invariant-server, stateless era ---- */
 
-/* The stateless routes share this tail: one pool call, the answer shaped by shape(). */
-static json_t *pool_call(char *req, size_t len, struct http_resp *rs)
+/* A failure inside the worker of the stateless invariant-server: 200 with the text. */
+static void text_error(struct http_resp *rs, json_t *err)
 {
-    struct wfail f;
-    json_t *root = api_call(NULL, req, len, &f);
-    free(req);
-    if (!root)
-        fail_detail(rs, &f);
-    return root;
+    char *t = werr_text(err);
+    http_json(rs, 200, json_string(t ? t : "error"));
+    free(t);
 }
 
 static void c_api_policy_analyze(struct http_req *rq, struct http_resp *rs)
@@ -698,18 +701,8 @@ static void c_api_policy_analyze(struct http_req *rq, struct http_resp *rs)
     wb_raw(&w, "trace", tr->val, tr->vlen);
     size_t len;
     char *req = finish(&w, &len, rs);
-    json_t *root = req ? pool_call(req, len, rs) : NULL;
-    if (!root)
-        return;
-    if (!json_is_true(json_object_get(root, "ok"))) {
-        char *t = werr_text(json_object_get(root, "error"));
-        http_json(rs, 200, json_string(t ? t : "error"));
-        free(t);
-    } else {
-        json_t *v = json_object_get(json_object_get(root, "result"), "violations");
-        http_json(rs, 200, json_pack("{s:O,s:[]}", "errors", v ? v : json_array(), "handled_errors"));
-    }
-    json_decref(root);
+    if (req)
+        wrap(NULL, req, len, "{\"errors\":", ",\"handled_errors\":[]}", text_error, rs);
 }
 
 /* The elements of a JSON array's text, without its brackets (may be empty). */
@@ -770,18 +763,8 @@ static void c_api_monitor_check(struct http_req *rq, struct http_resp *rs)
     free(trace);
     size_t len;
     char *req = finish(&w, &len, rs);
-    json_t *root = req ? pool_call(req, len, rs) : NULL;
-    if (!root)
-        return;
-    if (!json_is_true(json_object_get(root, "ok"))) {
-        char *t = werr_text(json_object_get(root, "error"));
-        http_json(rs, 200, json_string(t ? t : "error"));
-        free(t);
-    } else {
-        json_t *v = json_object_get(json_object_get(root, "result"), "violations");
-        http_json(rs, 200, v ? json_incref(v) : json_array());
-    }
-    json_decref(root);
+    if (req)
+        wrap(NULL, req, len, "", "", text_error, rs);
 }
 
 /* ---- the hosted Guardrails API ---- */
@@ -861,16 +844,8 @@ static void c_guard_check(struct http_req *rq, struct http_resp *rs)
         wb_raw(&w, "parameters", params->val, params->vlen);
     size_t len;
     char *req = finish(&w, &len, rs);
-    json_t *root = req ? pool_call(req, len, rs) : NULL;
-    if (!root)
-        return;
-    if (!json_is_true(json_object_get(root, "ok"))) {
-        guardrails_error(rs, json_object_get(root, "error"));
-    } else {
-        json_t *v = json_object_get(json_object_get(root, "result"), "violations");
-        http_json(rs, 200, json_pack("{s:O}", "errors", v ? v : json_array()));
-    }
-    json_decref(root);
+    if (req)
+        wrap(NULL, req, len, "{\"errors\":", "}", guardrails_error, rs);
 }
 
 static void c_guard_load(struct http_req *rq, struct http_resp *rs)
