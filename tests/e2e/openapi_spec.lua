@@ -143,4 +143,17 @@ describe("docs/openapi.json", function()
       end
       if n == 0 then pending("no routing table found in host/") end
    end)
+
+   it("passes openapi-spec-validator (when the Python package is installed)", function()
+      local probe = os.execute("python3 -c 'import openapi_spec_validator' >/dev/null 2>&1")
+      if not probe then
+         pending("python3 with openapi_spec_validator not available")
+         return
+      end
+      local p = io.popen("python3 -c 'import json, sys; from openapi_spec_validator import validate; "
+         .. "validate(json.load(open(\"docs/openapi.json\"))); print(\"valid\")' 2>&1")
+      local out = p:read("a")
+      p:close()
+      assert.equal("valid\n", out)
+   end)
 end)
