@@ -20,7 +20,7 @@ local require, type, pairs, ipairs, next, tostring, tonumber, setmetatable, getm
    getmetatable, error, pcall
 local mtype, floor = math.type, math.floor
 local tointeger = math.tointeger
-local sfmt, sbyte, sfind = string.format, string.byte, string.find
+local sfmt, sbyte, sfind, ssub = string.format, string.byte, string.find, string.sub
 local tsort = table.sort
 local cjson = require "cjson"
 local value = require "rt.value"
@@ -130,8 +130,37 @@ end
 
 local tagged = false -- set once decode has produced a float sentinel
 
+-- Cheap pre-check (plain searches only; a pattern scan of a large text costs as much as the LPeg
+-- pass): is there a number token `D.0…` or `D…e+D` right after a JSON delimiter? Integral floats
+-- in other spellings (`1e3`, `100e-2`) are not looked for.
+local function number_start_ok(text, p)
+   -- p: index of the last digit before the '.'/'e'; walk back over the digits and a sign
+   while p > 0 and sfind(ssub(text, p, p), "^[%d]") do p = p - 1 end
+   if p > 0 and ssub(text, p, p) == "-" then p = p - 1 end
+   while p > 0 and sfind(ssub(text, p, p), "^%s") do p = p - 1 end
+   local c = ssub(text, p, p)
+   return c == ":" or c == "," or c == "["
+end
+
+local function may_have_integral_float(text)
+   for _, probe in ipairs({ ".0", "e+", "E+" }) do
+      local init = 1
+      while true do
+         local a = sfind(text, probe, init, true)
+         if not a then break end
+         if a > 1 and sfind(ssub(text, a - 1, a - 1), "^%d") then
+            local ok = true
+            if probe == ".0" then ok = sfind(text, "^%.0+[^%d]", a) ~= nil end
+            if ok and number_start_ok(text, a - 1) then return true end
+         end
+         init = a + 2
+      end
+   end
+   return false
+end
+
 function M.decode(text)
-   if float_fixer and sfind(text, "[0-9][.eE]") then
+   if float_fixer and may_have_integral_float(text) then
       local fixed = float_fixer:match(text)
       if fixed ~= text then tagged = true; text = fixed end
    end

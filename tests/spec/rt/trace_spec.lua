@@ -174,6 +174,19 @@ describe("rt.trace normalisation", function()
       assert.are.equal(-0.5, a.f)
    end)
 
+   it("the float pre-check finds lone literals and ignores numbers inside strings", function()
+      local function arg_of(json)
+         local st = ok_norm(json)
+         return st.events[1]["function"].arguments.x
+      end
+      local call = [[[{"id": "1", "type": "function", "function": {"name": "t", "arguments": {"x": %s}}}] ]]
+      assert.are.equal("float", math.type(arg_of(call:format("-2.0"))))
+      assert.are.equal("float", math.type(arg_of(call:format("1e+3"))))
+      assert.are.equal("float", math.type(arg_of(call:format("[ 5.00 ]"))[1]))
+      assert.are.equal("integer", math.type(arg_of(call:format("7"))))
+      assert.are.equal("v2.0, [1.0]", arg_of(call:format('"v2.0, [1.0]"')))
+   end)
+
    describe("input errors carry the index of the bad element", function()
       local cases = {
          { [[[{"role": "user", "content": "hi"}, {"content": "who?"}] ]], 1 },
