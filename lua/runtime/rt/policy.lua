@@ -222,6 +222,14 @@ function M.quantify(ctx, b, q, spec, negated)
    end
    -- count
    local mn, mx = q.min, q.max
+   -- bounds may be computed per model: count{min = function(c, e) ... end}
+   if type(mn) == "function" then mn = mn(ctx, b) end
+   if type(mx) == "function" then mx = mx(ctx, b) end
+   if mn == None then mn = nil end
+   if mx == None then mx = nil end
+   if (mn ~= nil and type(mn) ~= "number") or (mx ~= nil and type(mx) ~= "number") then
+      rterr.raise("type", "count() bounds must be numbers")
+   end
    local limit
    if mx ~= nil then limit = mx + 1 elseif mn ~= nil then limit = mn end
    local saved = ctx.marks

@@ -280,3 +280,16 @@ describe("engine derived-domain errors", function()
     assert.same({ "attribute", 4 }, { err.kind, err.line })
   end)
 end)
+
+describe("count bounds computed per model", function()
+  it("accepts closures for min and max", function()
+    local pol = assert(rt.load([[rule { line = 1, raise = "x",
+      var("m", "Message", 2, 1),
+      cond({"m"}, 3, 1, count { min = function(c, e) return input(c, "n") end,
+        var("c", "ToolCall", 4, 1, {"m"}, function(c, e) return V.attr(e.m, "tool_calls") end) }) }]], "lua", "cb"))
+    local vs = assert(rt.analyze(pol, trace(), { n = 2 }))
+    assert.equal(1, #vs)
+    assert.equal("(0, (1,))", vs[1].key)
+    assert.equal(2, #assert(rt.analyze(pol, trace(), { n = 1 })))
+  end)
+end)
