@@ -27,8 +27,8 @@ int api_werr_status(const char *code)
     static const struct {
         const char *code;
         int status;
-    } map[] = {{"bad_request", 400},       {"trace_invalid", 400},     {"policy_invalid", 422},
-               {"evaluation_error", 422},  {"not_found", 404},         {"memory_limit", 503},
+    } map[] = {{"bad_request", 400},       {"trace_invalid", 400}, {"policy_invalid", 422},
+               {"evaluation_error", 422},  {"not_found", 404},     {"memory_limit", 503},
                {"deadline_exceeded", 504}, {"internal", 500}};
     for (size_t i = 0; code && i < sizeof map / sizeof map[0]; i++)
         if (0 == strcmp(map[i].code, code))
@@ -95,8 +95,7 @@ json_t *api_call(struct sess *s, const char *req, size_t len, struct wfail *f)
 
 /* The raw text of result.<field> in an ok answer; 0, or -1 when the answer is not ok (or not
  * of that shape). A missing field reads as "[]". */
-static int result_field(const char *resp, size_t rl, const char *field, const char **v,
-                        size_t *vl)
+static int result_field(const char *resp, size_t rl, const char *field, const char **v, size_t *vl)
 {
     struct jscan top, res;
     if (jscan_object(resp, rl, &top))
@@ -183,8 +182,8 @@ json_t *api_call_j(struct sess *s, json_t *req, struct wfail *f)
 uint64_t api_hash_events(uint64_t h, json_t *events, size_t from, size_t to)
 {
     for (size_t i = from; i < to; i++) {
-        char *c = json_dumps(json_array_get(events, i),
-                             JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+        char *c =
+            json_dumps(json_array_get(events, i), JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
         if (c) {
             h = util_fnv1a(h, c, strlen(c));
             free(c);
@@ -239,8 +238,9 @@ int api_monitor_chunk(struct sess *s, const char *mid, json_t *events, const cha
         snprintf(f->msg, sizeof f->msg, "out of memory");
         return -1;
     }
-    int n = snprintf(req, cap, "{\"op\":\"monitor_events\",\"mid\":%s,\"format\":\"%s\",\"events\":%s}",
-                     mid_s, format, ev);
+    int n =
+        snprintf(req, cap, "{\"op\":\"monitor_events\",\"mid\":%s,\"format\":\"%s\",\"events\":%s}",
+                 mid_s, format, ev);
     free(mid_s);
     json_t *r = api_call(s, req, (size_t)n, f);
     free(req);
@@ -268,10 +268,10 @@ int api_monitor_chunk(struct sess *s, const char *mid, json_t *events, const cha
     json_decref(r);
     h = api_hash_events(h, events, 0, json_array_size(events));
     char *resp_txt = json_dumps(out, JSON_COMPACT);
-    int rc = store_chunk_commit(api_cfg.store, sess_id(s), mid, seq, ev,
-                                (long)json_array_size(events),
-                                (long)json_integer_value(json_object_get(out, "events_seen")), h,
-                                json_object_get(out, "violations"), resp_txt);
+    int rc =
+        store_chunk_commit(api_cfg.store, sess_id(s), mid, seq, ev, (long)json_array_size(events),
+                           (long)json_integer_value(json_object_get(out, "events_seen")), h,
+                           json_object_get(out, "violations"), resp_txt);
     free(resp_txt);
     free(ev);
     if (rc != STORE_OK) {
@@ -288,7 +288,6 @@ int api_monitor_chunk(struct sess *s, const char *mid, json_t *events, const cha
     *answer = out;
     return 0;
 }
-
 
 /* ---- request builder ---- */
 
@@ -646,10 +645,10 @@ static void h_readyz(struct http_req *rq, struct http_resp *rs)
     int writable = store_writable(api_cfg.store);
     int spawn = sess_probe_spawn();
     int ready = writable && spawn;
-    json_t *o = json_pack("{s:b,s:b,s:b,s:{s:b,s:b,s:s}}", "ready", ready, "store_writable",
-                          writable, "worker_spawn", spawn, "jail", "full", api_cfg.jail_full,
-                          "insecure_no_jail", api_cfg.insecure, "summary",
-                          api_cfg.jail_summary ? api_cfg.jail_summary : "");
+    json_t *o =
+        json_pack("{s:b,s:b,s:b,s:{s:b,s:b,s:s}}", "ready", ready, "store_writable", writable,
+                  "worker_spawn", spawn, "jail", "full", api_cfg.jail_full, "insecure_no_jail",
+                  api_cfg.insecure, "summary", api_cfg.jail_summary ? api_cfg.jail_summary : "");
     if (api_cfg.insecure)
         json_object_set_new(o, "warning",
                             json_string("INSECURE: started with --insecure-no-jail; workers run "
@@ -664,7 +663,8 @@ static void h_metrics(struct http_req *rq, struct http_resp *rs)
     size_t len = 0, cap = 0;
     http_metrics(&buf, &len, &cap);
     sess_metrics(&buf, &len, &cap);
-    http_bufprintf(&buf, &len, &cap, "# TYPE vigil_insecure_no_jail gauge\nvigil_insecure_no_jail %d\n",
+    http_bufprintf(&buf, &len, &cap,
+                   "# TYPE vigil_insecure_no_jail gauge\nvigil_insecure_no_jail %d\n",
                    api_cfg.insecure);
     free(rs->body);
     rs->body = buf;
@@ -692,18 +692,25 @@ static const char docs_html[] =
     ".PUT{color:#a60}.DELETE{color:#c22}summary{cursor:pointer}</style></head>\n"
     "<body><h1 id=\"t\">vigil API</h1><p id=\"d\"></p><div id=\"ops\">Loading "
     "<a href=\"/openapi.json\">/openapi.json</a>...</div>\n<script>\n"
-    "function esc(s){return String(s).replace(/[&<>]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]))}\n"
+    "function esc(s){return "
+    "String(s).replace(/[&<>]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]))}\n"
     "fetch('/openapi.json').then(r=>r.json()).then(doc=>{\n"
-    " document.getElementById('t').textContent=(doc.info&&doc.info.title||'API')+' '+(doc.info&&doc.info.version||'');\n"
+    " document.getElementById('t').textContent=(doc.info&&doc.info.title||'API')+' "
+    "'+(doc.info&&doc.info.version||'');\n"
     " document.getElementById('d').textContent=doc.info&&doc.info.description||'';\n"
     " let h='';\n"
-    " for(const [p,item] of Object.entries(doc.paths||{})){for(const [m,op] of Object.entries(item)){\n"
+    " for(const [p,item] of Object.entries(doc.paths||{})){for(const [m,op] of "
+    "Object.entries(item)){\n"
     "  if(!op||typeof op!=='object'||!op.responses)continue;const M=m.toUpperCase();\n"
-    "  h+='<details class=\"op\"><summary><span class=\"m '+M+'\">'+M+'</span> <code>'+esc(p)+'</code> '+esc(op.summary||'')+'</summary>';\n"
+    "  h+='<details class=\"op\"><summary><span class=\"m '+M+'\">'+M+'</span> "
+    "<code>'+esc(p)+'</code> '+esc(op.summary||'')+'</summary>';\n"
     "  if(op.description)h+='<p>'+esc(op.description)+'</p>';\n"
-    "  if(op.requestBody)h+='<h4>Request body</h4><pre>'+esc(JSON.stringify(op.requestBody,null,2))+'</pre>';\n"
-    "  h+='<h4>Responses</h4><pre>'+esc(JSON.stringify(op.responses,null,2))+'</pre></details>';}}\n"
-    " if(doc.components)h+='<h2>Schemas</h2><pre>'+esc(JSON.stringify(doc.components,null,2))+'</pre>';\n"
+    "  if(op.requestBody)h+='<h4>Request "
+    "body</h4><pre>'+esc(JSON.stringify(op.requestBody,null,2))+'</pre>';\n"
+    "  "
+    "h+='<h4>Responses</h4><pre>'+esc(JSON.stringify(op.responses,null,2))+'</pre></details>';}}\n"
+    " if(doc.components)h+='<h2>Schemas</h2><pre>'+esc(JSON.stringify(doc.components,null,2))+'</"
+    "pre>';\n"
     " document.getElementById('ops').innerHTML=h;\n"
     "}).catch(e=>{document.getElementById('ops').textContent='cannot load /openapi.json: '+e});\n"
     "</script></body></html>\n";
@@ -806,7 +813,8 @@ static void h_sess_create(struct http_req *rq, struct http_resp *rs)
         if (t && !json_is_null(t)) {
             if (!json_is_integer(t) || json_integer_value(t) <= 0) {
                 json_decref(b);
-                http_err(rs, 400, "bad_request", "field 'ttl' must be a positive integer (seconds)");
+                http_err(rs, 400, "bad_request",
+                         "field 'ttl' must be a positive integer (seconds)");
                 return;
             }
             ttl = (long)json_integer_value(t);
@@ -955,14 +963,15 @@ static void h_pol_create(struct http_req *rq, struct http_resp *rs)
                                     src, "language", lang),
                           &res, rs);
     if (r) {
-        char *rules = json_dumps(json_object_get(res, "rules") ? json_object_get(res, "rules")
-                                                                : json_array(),
-                                 JSON_COMPACT | JSON_ENCODE_ANY);
+        char *rules =
+            json_dumps(json_object_get(res, "rules") ? json_object_get(res, "rules") : json_array(),
+                       JSON_COMPACT | JSON_ENCODE_ANY);
         int rc = store_pol_insert(api_cfg.store, sess_id(s), pid, name, lang, src, rules);
         free(rules);
         if (rc != STORE_OK) {
             sess_drop_worker(s);
-            http_err(rs, rc == STORE_DUP ? 409 : 503, rc == STORE_DUP ? "conflict" : "store_unavailable",
+            http_err(rs, rc == STORE_DUP ? 409 : 503,
+                     rc == STORE_DUP ? "conflict" : "store_unavailable",
                      "the policy could not be stored");
         } else {
             http_json(rs, 201, pol_view(store_pol_get(api_cfg.store, sess_id(s), pid)));
@@ -991,7 +1000,8 @@ static void h_pol_get(struct http_req *rq, struct http_resp *rs)
     if (p)
         http_json(rs, 200, pol_view(p));
     else
-        http_err(rs, 404, "not_found", "no policy '%s' in session '%s'", rq->param[1], rq->param[0]);
+        http_err(rs, 404, "not_found", "no policy '%s' in session '%s'", rq->param[1],
+                 rq->param[0]);
     sess_put(s);
 }
 
@@ -1012,7 +1022,8 @@ static void h_pol_put(struct http_req *rq, struct http_resp *rs)
     }
     json_t *old = store_pol_get(api_cfg.store, sess_id(s), rq->param[1]);
     if (!old) {
-        http_err(rs, 404, "not_found", "no policy '%s' in session '%s'", rq->param[1], rq->param[0]);
+        http_err(rs, 404, "not_found", "no policy '%s' in session '%s'", rq->param[1],
+                 rq->param[0]);
     } else {
         if (!name)
             name = json_string_value(json_object_get(old, "name"));
@@ -1023,16 +1034,17 @@ static void h_pol_put(struct http_req *rq, struct http_resp *rs)
                               &res, rs);
         if (r) {
             char *rules = json_dumps(json_object_get(res, "rules") ? json_object_get(res, "rules")
-                                                                    : json_array(),
+                                                                   : json_array(),
                                      JSON_COMPACT | JSON_ENCODE_ANY);
-            int rc = store_pol_update(api_cfg.store, sess_id(s), rq->param[1], name, lang, src,
-                                      rules);
+            int rc =
+                store_pol_update(api_cfg.store, sess_id(s), rq->param[1], name, lang, src, rules);
             free(rules);
             if (rc != STORE_OK) {
                 sess_drop_worker(s);
                 http_err(rs, 503, "store_unavailable", "the policy could not be stored");
             } else {
-                http_json(rs, 200, pol_view(store_pol_get(api_cfg.store, sess_id(s), rq->param[1])));
+                http_json(rs, 200,
+                          pol_view(store_pol_get(api_cfg.store, sess_id(s), rq->param[1])));
             }
             json_decref(r);
         }
@@ -1048,7 +1060,8 @@ static void h_pol_delete(struct http_req *rq, struct http_resp *rs)
     if (!s)
         return;
     if (store_pol_delete(api_cfg.store, sess_id(s), rq->param[1]) != STORE_OK) {
-        http_err(rs, 404, "not_found", "no policy '%s' in session '%s'", rq->param[1], rq->param[0]);
+        http_err(rs, 404, "not_found", "no policy '%s' in session '%s'", rq->param[1],
+                 rq->param[0]);
     } else {
         json_t *res;
         json_t *r = call_ok_j(s, json_pack("{s:s,s:s}", "op", "policy_drop", "pid", rq->param[1]),
@@ -1073,7 +1086,8 @@ static void h_pol_analyze(struct http_req *rq, struct http_resp *rs)
     json_t *p = store_pol_get(api_cfg.store, sess_id(s), rq->param[1]);
     if (!p) {
         close_sess(s);
-        http_err(rs, 404, "not_found", "no policy '%s' in session '%s'", rq->param[1], rq->param[0]);
+        http_err(rs, 404, "not_found", "no policy '%s' in session '%s'", rq->param[1],
+                 rq->param[0]);
         return;
     }
     json_decref(p);
@@ -1210,7 +1224,8 @@ static void h_mon_list(struct http_req *rq, struct http_resp *rs)
     json_t *a = store_mon_list(api_cfg.store, sess_id(s));
     size_t i;
     json_t *m;
-    json_array_foreach(a, i, m) mon_view(m);
+    for (i = 0; i < json_array_size(a) && (m = json_array_get(a, i)); i++)
+        mon_view(m);
     http_json(rs, 200, json_pack("{s:o}", "monitors", a));
     sess_put(s);
 }
@@ -1224,7 +1239,8 @@ static void h_mon_get(struct http_req *rq, struct http_resp *rs)
     if (m)
         http_json(rs, 200, mon_view(m));
     else
-        http_err(rs, 404, "not_found", "no monitor '%s' in session '%s'", rq->param[1], rq->param[0]);
+        http_err(rs, 404, "not_found", "no monitor '%s' in session '%s'", rq->param[1],
+                 rq->param[0]);
     sess_put(s);
 }
 
@@ -1234,7 +1250,8 @@ static void h_mon_delete(struct http_req *rq, struct http_resp *rs)
     if (!s)
         return;
     if (store_mon_delete(api_cfg.store, sess_id(s), rq->param[1]) != STORE_OK) {
-        http_err(rs, 404, "not_found", "no monitor '%s' in session '%s'", rq->param[1], rq->param[0]);
+        http_err(rs, 404, "not_found", "no monitor '%s' in session '%s'", rq->param[1],
+                 rq->param[0]);
     } else {
         json_t *res;
         json_t *r = call_ok_j(s, json_pack("{s:s,s:s}", "op", "monitor_drop", "mid", rq->param[1]),
@@ -1274,7 +1291,8 @@ static void h_mon_events(struct http_req *rq, struct http_resp *rs)
     }
     json_t *m = store_mon_get(api_cfg.store, sess_id(s), rq->param[1]);
     if (!m) {
-        http_err(rs, 404, "not_found", "no monitor '%s' in session '%s'", rq->param[1], rq->param[0]);
+        http_err(rs, 404, "not_found", "no monitor '%s' in session '%s'", rq->param[1],
+                 rq->param[0]);
         goto out;
     }
     json_decref(m);
@@ -1319,11 +1337,12 @@ static void h_mon_violations(struct http_req *rq, struct http_resp *rs)
     if (m) {
         http_json(rs, 200,
                   json_pack("{s:o,s:O}", "violations",
-                            store_viol_list(api_cfg.store, sess_id(s), rq->param[1]),
-                            "events_seen", json_object_get(m, "events_seen")));
+                            store_viol_list(api_cfg.store, sess_id(s), rq->param[1]), "events_seen",
+                            json_object_get(m, "events_seen")));
         json_decref(m);
     } else {
-        http_err(rs, 404, "not_found", "no monitor '%s' in session '%s'", rq->param[1], rq->param[0]);
+        http_err(rs, 404, "not_found", "no monitor '%s' in session '%s'", rq->param[1],
+                 rq->param[0]);
     }
     sess_put(s);
 }

@@ -19,15 +19,15 @@ struct store;
 struct sess;
 
 struct api_cfg {
-    struct store *store;       /* borrowed */
-    size_t max_events;         /* events per trace / chunk */
-    size_t max_policy;         /* bytes of policy source */
-    int enable_eval;           /* expose POST /v1/sessions/{sid}/eval */
-    int require_token;         /* native session routes need the session's token */
-    int insecure;              /* the jail is off */
-    const char *jail_summary;  /* borrowed */
+    struct store *store;      /* borrowed */
+    size_t max_events;        /* events per trace / chunk */
+    size_t max_policy;        /* bytes of policy source */
+    int enable_eval;          /* expose POST /v1/sessions/{sid}/eval */
+    int require_token;        /* native session routes need the session's token */
+    int insecure;             /* the jail is off */
+    const char *jail_summary; /* borrowed */
     int jail_full;
-    const char *openapi;       /* the OpenAPI document (borrowed), or NULL */
+    const char *openapi; /* the OpenAPI document (borrowed), or NULL */
     size_t openapi_len;
 };
 
@@ -40,7 +40,7 @@ extern struct api_cfg api_cfg;
 
 /* A transport failure: no worker answer. */
 struct wfail {
-    int status;      /* 429, 503, 504 */
+    int status;       /* 429, 503, 504 */
     const char *code; /* "busy", "worker_unavailable", "deadline_exceeded", ... */
     char msg[320];
     int retry_after;
@@ -78,8 +78,8 @@ struct wbuf {
     int fields;
     int oom;
 };
-void wb_init(struct wbuf *w);                                   /* "{" */
-void wb_str(struct wbuf *w, const char *key, const char *val);  /* "key": "val" (escaped) */
+void wb_init(struct wbuf *w);                                  /* "{" */
+void wb_str(struct wbuf *w, const char *key, const char *val); /* "key": "val" (escaped) */
 void wb_raw(struct wbuf *w, const char *key, const char *val, size_t n); /* "key": <JSON text> */
 void wb_int(struct wbuf *w, const char *key, long long v);
 /* Closes the object; returns the text (malloc'd, caller frees) or NULL when out of memory. */

@@ -48,8 +48,9 @@ static json_t *body_object(struct http_req *rq, struct http_resp *rs)
     json_t *j = rq->body_len ? json_loadb(rq->body, rq->body_len, 0, &e) : NULL;
     if (!j || !json_is_object(j)) {
         json_decref(j);
-        detail(rs, 422, rq->body_len ? "the request body must be a JSON object"
-                                     : "the request body is missing");
+        detail(rs, 422,
+               rq->body_len ? "the request body must be a JSON object"
+                            : "the request body is missing");
         return NULL;
     }
     return j;
@@ -62,8 +63,8 @@ static int scan_object(struct http_req *rq, struct http_resp *rs, struct jscan *
     if (jscan_object(rq->body ? rq->body : "", rq->body_len, sc) == 0)
         return 0;
     char msg[256];
-    snprintf(msg, sizeof msg, "%s%s at line %zu, column %zu", guard ? "Input Validation Error: " : "",
-             sc->err, sc->err_line, sc->err_col);
+    snprintf(msg, sizeof msg, "%s%s at line %zu, column %zu",
+             guard ? "Input Validation Error: " : "", sc->err, sc->err_line, sc->err_col);
     detail(rs, guard ? 400 : 422, msg);
     return -1;
 }
@@ -264,9 +265,9 @@ static void c_policy_new(struct http_req *rq, struct http_resp *rs)
     if (n <= 0)
         detail(rs, 503, "cannot allocate a policy id");
     if (res) {
-        char *rules = json_dumps(json_object_get(res, "rules") ? json_object_get(res, "rules")
-                                                                : json_array(),
-                                 JSON_COMPACT | JSON_ENCODE_ANY);
+        char *rules =
+            json_dumps(json_object_get(res, "rules") ? json_object_get(res, "rules") : json_array(),
+                       JSON_COMPACT | JSON_ENCODE_ANY);
         int rc = store_pol_insert(api_cfg.store, sess_id(s), pid, nm, "invariant",
                                   json_string_value(rule), rules);
         free(rules);
@@ -291,7 +292,8 @@ static void c_policy_list(struct http_req *rq, struct http_resp *rs)
     json_t *out = json_array();
     size_t i;
     json_t *p;
-    json_array_foreach(a, i, p) json_array_append_new(out, pol_obj(s, json_incref(p)));
+    for (i = 0; i < json_array_size(a) && (p = json_array_get(a, i)); i++)
+        json_array_append_new(out, pol_obj(s, json_incref(p)));
     json_decref(a);
     http_json(rs, 200, out);
     done(s);
@@ -301,7 +303,8 @@ static void c_policy_template(struct http_req *rq, struct http_resp *rs)
 {
     (void)rq; /* unused */
     http_json(rs, 200,
-              json_string("raise \"policy violation\" if:\n    (msg: Message)\n    msg.role == \"user\""));
+              json_string(
+                  "raise \"policy violation\" if:\n    (msg: Message)\n    msg.role == \"user\""));
 }
 
 static void c_policy_get(struct http_req *rq, struct http_resp *rs)
@@ -346,14 +349,15 @@ static void c_policy_put(struct http_req *rq, struct http_resp *rs)
                            &root, 0, rs);
         if (res) {
             char *rules = json_dumps(json_object_get(res, "rules") ? json_object_get(res, "rules")
-                                                                    : json_array(),
+                                                                   : json_array(),
                                      JSON_COMPACT | JSON_ENCODE_ANY);
             if (store_pol_update(api_cfg.store, sess_id(s), rq->param[0], nm, "invariant",
                                  json_string_value(rule), rules) != STORE_OK) {
                 sess_drop_worker(s);
                 detail(rs, 503, "the policy could not be stored");
             } else {
-                http_json(rs, 200, pol_obj(s, store_pol_get(api_cfg.store, sess_id(s), rq->param[0])));
+                http_json(rs, 200,
+                          pol_obj(s, store_pol_get(api_cfg.store, sess_id(s), rq->param[0])));
             }
             free(rules);
             json_decref(root);
@@ -373,8 +377,8 @@ static void c_policy_delete(struct http_req *rq, struct http_resp *rs)
         detail(rs, 404, "Policy not found");
     } else {
         struct wfail f;
-        json_t *r = api_call_j(s, json_pack("{s:s,s:s}", "op", "policy_drop", "pid", rq->param[0]),
-                               &f);
+        json_t *r =
+            api_call_j(s, json_pack("{s:s,s:s}", "op", "policy_drop", "pid", rq->param[0]), &f);
         if (!r)
             sess_drop_worker(s);
         json_decref(r);
@@ -487,8 +491,8 @@ static void c_monitor_new(struct http_req *rq, struct http_resp *rs)
     snprintf(defname, sizeof defname, "Monitor #%ld", n);
     json_t *root;
     json_t *res = call(s,
-                       json_pack("{s:s,s:s,s:s,s:s}", "op", "monitor_new", "mid", mid, "policy", src,
-                                 "language", "invariant"),
+                       json_pack("{s:s,s:s,s:s,s:s}", "op", "monitor_new", "mid", mid, "policy",
+                                 src, "language", "invariant"),
                        &root, 0, rs);
     if (res) {
         if (store_mon_insert(api_cfg.store, sess_id(s), mid,
@@ -516,7 +520,8 @@ static void c_monitor_list(struct http_req *rq, struct http_resp *rs)
     json_t *out = json_array();
     size_t i;
     json_t *m;
-    json_array_foreach(a, i, m) json_array_append_new(out, mon_obj(s, json_incref(m)));
+    for (i = 0; i < json_array_size(a) && (m = json_array_get(a, i)); i++)
+        json_array_append_new(out, mon_obj(s, json_incref(m)));
     json_decref(a);
     http_json(rs, 200, out);
     done(s);
@@ -544,8 +549,8 @@ static void c_monitor_delete(struct http_req *rq, struct http_resp *rs)
         detail(rs, 404, "Monitor not found");
     } else {
         struct wfail f;
-        json_t *r = api_call_j(s, json_pack("{s:s,s:s}", "op", "monitor_drop", "mid", rq->param[0]),
-                               &f);
+        json_t *r =
+            api_call_j(s, json_pack("{s:s,s:s}", "op", "monitor_drop", "mid", rq->param[0]), &f);
         if (!r)
             sess_drop_worker(s);
         json_decref(r);
@@ -581,7 +586,8 @@ static void c_monitor_check(struct http_req *rq, struct http_resp *rs)
     json_t *b = body_object(rq, rs);
     if (!b)
         return;
-    json_t *past = json_object_get(b, "past_events"), *pending = json_object_get(b, "pending_events");
+    json_t *past = json_object_get(b, "past_events"),
+           *pending = json_object_get(b, "pending_events");
     if (!json_is_array(past) || !json_is_array(pending)) {
         json_decref(b);
         detail(rs, 422, "body: 'past_events' and 'pending_events' (lists) are required");
@@ -621,15 +627,16 @@ static void c_monitor_check(struct http_req *rq, struct http_resp *rs)
         }
     } else {
         /* History rewritten: rebuild the monitor from the client's past events. */
-        util_log(LOG_INFO, "monitor %s/%s: past_events differ from the monitor's history; resynchronising",
+        util_log(LOG_INFO,
+                 "monitor %s/%s: past_events differ from the monitor's history; resynchronising",
                  sess_id(s), mid);
         json_t *root;
         struct wfail f;
         json_t *r = api_call_j(s, json_pack("{s:s,s:s}", "op", "monitor_drop", "mid", mid), &f);
         json_decref(r);
-        json_t *req = json_pack("{s:s,s:s,s:O,s:O}", "op", "monitor_new", "mid", mid, "policy",
-                                json_object_get(m, "policy"), "language",
-                                json_object_get(m, "language"));
+        json_t *req =
+            json_pack("{s:s,s:s,s:O,s:O}", "op", "monitor_new", "mid", mid, "policy",
+                      json_object_get(m, "policy"), "language", json_object_get(m, "language"));
         json_t *params = json_object_get(m, "parameters");
         if (json_is_object(params))
             json_object_set(req, "parameters", params);
@@ -723,10 +730,13 @@ static void c_api_monitor_check(struct http_req *rq, struct http_resp *rs)
     if (scan_object(rq, rs, &sc, 0))
         return;
     const struct jfield *past = jscan_get(&sc, "past_events"),
-                        *pending = jscan_get(&sc, "pending_events"), *pol = jscan_get(&sc, "policy");
+                        *pending = jscan_get(&sc, "pending_events"),
+                        *pol = jscan_get(&sc, "policy");
     if (!past || past->type != JT_ARRAY || !pending || pending->type != JT_ARRAY || !pol ||
         pol->type != JT_STRING) {
-        detail(rs, 422, "body: 'past_events', 'pending_events' (lists) and 'policy' (a string) are required");
+        detail(
+            rs, 422,
+            "body: 'past_events', 'pending_events' (lists) and 'policy' (a string) are required");
         return;
     }
     if (past->count + pending->count > api_cfg.max_events || pol->vlen - 2 > api_cfg.max_policy) {
@@ -778,9 +788,9 @@ static void guardrails_error(struct http_resp *rs, json_t *err)
     char buf[2300];
     int status = 400;
     /* The runtime's messages may already carry the catchphrase. */
-    static const char *const phrases[] = {"Missing Policy Parameter: ", "Invariant Attribute Error: ",
-                                          "Excessive Policy: ", "Input Validation Error: ",
-                                          "Error during analysis: "};
+    static const char *const phrases[] = {
+        "Missing Policy Parameter: ", "Invariant Attribute Error: ", "Excessive Policy: ",
+        "Input Validation Error: ", "Error during analysis: "};
     for (size_t i = 0; t && i < sizeof phrases / sizeof phrases[0]; i++) {
         size_t pl = strlen(phrases[i]);
         if (0 == strncmp(t, phrases[i], pl)) {
@@ -825,8 +835,9 @@ static void c_guard_check(struct http_req *rq, struct http_resp *rs)
         params = NULL;
     if (!msgs || msgs->type != JT_ARRAY || !pol || pol->type != JT_STRING ||
         (params && params->type != JT_OBJECT)) {
-        detail(rs, 400, "Input Validation Error: 'messages' (a list) and 'policy' (a string) are "
-                        "required; 'parameters' must be an object");
+        detail(rs, 400,
+               "Input Validation Error: 'messages' (a list) and 'policy' (a string) are "
+               "required; 'parameters' must be an object");
         return;
     }
     if (msgs->count > api_cfg.max_events || pol->vlen - 2 > api_cfg.max_policy) {
@@ -864,7 +875,8 @@ static void c_guard_load(struct http_req *rq, struct http_resp *rs)
         detail(rs, 413, "the policy exceeds the size limit");
         return;
     }
-    json_t *req = json_pack("{s:s,s:O,s:s}", "op", "compile", "policy", pol, "language", "invariant");
+    json_t *req =
+        json_pack("{s:s,s:O,s:s}", "op", "compile", "policy", pol, "language", "invariant");
     json_decref(b);
     struct wfail f;
     json_t *root = api_call_j(NULL, req, &f);

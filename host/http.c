@@ -22,8 +22,8 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int inflight;
 
 /* Counters by route and status for /metrics. */
-static const int status_list[] = {200, 201, 204, 400, 401, 403, 404, 405, 409,
-                                  413, 422, 429, 500, 503, 504, 0};
+static const int status_list[] = {200, 201, 204, 400, 401, 403, 404, 405,
+                                  409, 413, 422, 429, 500, 503, 504, 0};
 #define NSTATUS (sizeof status_list / sizeof status_list[0])
 static unsigned long counts[HTTP_MAX_ROUTES + 1][NSTATUS];
 static double seconds_sum[HTTP_MAX_ROUTES + 1];
@@ -198,9 +198,9 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct rstate *st,
         http_err(rs, rs->status, rs->status == 500 ? "internal" : "error", "request failed");
     }
     static char empty[1];
-    struct MHD_Response *r = MHD_create_response_from_buffer(
-        rs->len, rs->body ? rs->body : empty,
-        rs->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(rs->len, rs->body ? rs->body : empty,
+                                        rs->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!r) {
         free(rs->body);
         return MHD_NO;
@@ -252,16 +252,15 @@ static void dispatch(struct rstate *st, struct http_resp *rs)
         return;
     }
     if (path_matched)
-        http_err(rs, 405, "method_not_allowed", "%s is not allowed on %s (allowed: %s)",
-                 rq->method, rq->path, allow);
+        http_err(rs, 405, "method_not_allowed", "%s is not allowed on %s (allowed: %s)", rq->method,
+                 rq->path, allow);
     else
         http_err(rs, 404, "not_found", "no route for %s %s", rq->method, rq->path);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
     (void)cls;     /* unused */
     (void)version; /* unused */
@@ -289,13 +288,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         st->rq.path = st->pathbuf;
         st->rq.conn = conn;
         st->rq.route = -1;
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             unsigned long long n = strtoull(cl, NULL, 10);
             if (n > max_body) {
                 struct http_resp rs = {0};
-                http_err(&rs, 413, "too_large", "request body of %llu bytes exceeds the limit of %zu bytes", n, max_body);
+                http_err(&rs, 413, "too_large",
+                         "request body of %llu bytes exceeds the limit of %zu bytes", n, max_body);
                 return send_resp(conn, st, &rs);
             }
         }
@@ -371,16 +371,16 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 int http_start(const struct http_cfg *cfg, char *bound, size_t bound_size)
 {
     max_body = cfg->max_body;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
     if (cfg->addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     daemon_ = MHD_start_daemon(
         flags, 0, NULL, NULL, &on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, &mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&cfg->addr,
-        MHD_OPTION_NOTIFY_COMPLETED, &on_completed, NULL, MHD_OPTION_CONNECTION_LIMIT,
-        cfg->conn_limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_END);
+        MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&cfg->addr, MHD_OPTION_NOTIFY_COMPLETED,
+        &on_completed, NULL, MHD_OPTION_CONNECTION_LIMIT, cfg->conn_limit,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)(128 * 1024), MHD_OPTION_END);
     if (!daemon_) {
         util_log(LOG_ERROR, "cannot start the HTTP daemon (address in use or not permitted?)");
         return -1;
@@ -389,7 +389,8 @@ int http_start(const struct http_cfg *cfg, char *bound, size_t bound_size)
     unsigned port = di ? di->port : 0;
     char host[INET6_ADDRSTRLEN] = "?";
     if (cfg->addr.ss_family == AF_INET6) {
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&cfg->addr)->sin6_addr, host, sizeof host);
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&cfg->addr)->sin6_addr, host,
+                  sizeof host);
         snprintf(bound, bound_size, "[%s]:%u", host, port);
     } else {
         inet_ntop(AF_INET, &((const struct sockaddr_in *)&cfg->addr)->sin_addr, host, sizeof host);
@@ -436,12 +437,14 @@ void http_metrics(char **buf, size_t *len, size_t *cap)
                 continue;
             if (i == HTTP_MAX_ROUTES)
                 http_bufprintf(buf, len, cap,
-                               "vigil_http_requests_total{method=\"\",route=\"unmatched\",status=\"%d\"} %lu\n",
+                               "vigil_http_requests_total{method=\"\",route=\"unmatched\",status="
+                               "\"%d\"} %lu\n",
                                status_list[k], counts[i][k]);
             else
-                http_bufprintf(buf, len, cap,
-                               "vigil_http_requests_total{method=\"%s\",route=\"%s\",status=\"%d\"} %lu\n",
-                               routes[i].method, routes[i].pattern, status_list[k], counts[i][k]);
+                http_bufprintf(
+                    buf, len, cap,
+                    "vigil_http_requests_total{method=\"%s\",route=\"%s\",status=\"%d\"} %lu\n",
+                    routes[i].method, routes[i].pattern, status_list[k], counts[i][k]);
         }
     }
     http_bufprintf(buf, len, cap,

@@ -23,7 +23,7 @@ struct http_req {
     const char *path;            /* normalised: no trailing slash except "/" (owned, pathbuf) */
     struct MHD_Connection *conn; /* borrowed */
     const char *param[HTTP_MAX_PARAMS]; /* {name} segments of the matched route, in order */
-    char *body;                  /* owned, NUL-terminated, body_len bytes */
+    char *body;                         /* owned, NUL-terminated, body_len bytes */
     size_t body_len;
     int route; /* index into the route table, -1 when none matched */
 };

@@ -6,7 +6,7 @@
 #include <string.h>
 
 struct cur {
-    const char *p, *end, *start;
+    const char *p, *end;
     char *err;
     size_t errsz;
     int failed;
@@ -286,7 +286,7 @@ static void locate(const char *start, const char *at, size_t *line, size_t *col)
 int jscan_valid(const char *p, size_t n)
 {
     char err[64];
-    struct cur c = {p, p + n, p, err, sizeof err, 0};
+    struct cur c = {p, p + n, err, sizeof err, 0};
     enum jtype t;
     size_t k;
     ws(&c);
@@ -308,7 +308,8 @@ static void decode_key(const char *q, size_t qlen, int esc, char out[JSCAN_KEY_M
         return;
     }
     json_t *s = json_loadb(q, qlen, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-    if (s && json_string_length(s) < JSCAN_KEY_MAX && !memchr(json_string_value(s), 0, json_string_length(s)))
+    if (s && json_string_length(s) < JSCAN_KEY_MAX &&
+        !memchr(json_string_value(s), 0, json_string_length(s)))
         snprintf(out, JSCAN_KEY_MAX, "%s", json_string_value(s));
     json_decref(s);
 }
@@ -316,7 +317,7 @@ static void decode_key(const char *q, size_t qlen, int esc, char out[JSCAN_KEY_M
 int jscan_object(const char *p, size_t n, struct jscan *out)
 {
     memset(out, 0, sizeof *out);
-    struct cur c = {p, p + n, p, out->err, sizeof out->err, 0};
+    struct cur c = {p, p + n, out->err, sizeof out->err, 0};
     ws(&c);
     if (c.p >= c.end) {
         snprintf(out->err, sizeof out->err, "empty body; a JSON object is expected");

@@ -31,11 +31,11 @@ struct jfield {
 
 struct jscan {
     struct jfield f[JSCAN_MAX_FIELDS];
-    int n;            /* fields recorded */
-    int extra;        /* members beyond JSCAN_MAX_FIELDS (not recorded) */
-    char err[160];    /* why the document is malformed */
-    size_t err_line;  /* 1-based */
-    size_t err_col;   /* 1-based, in bytes */
+    int n;           /* fields recorded */
+    int extra;       /* members beyond JSCAN_MAX_FIELDS (not recorded) */
+    char err[160];   /* why the document is malformed */
+    size_t err_line; /* 1-based */
+    size_t err_col;  /* 1-based, in bytes */
 };
 
 /* Validates p[0..n) as one JSON object (surrounding whitespace allowed). Returns 0 and fills

@@ -54,7 +54,8 @@ struct opt {
 
 #define O(f) offsetof(struct config, f)
 static const struct opt opts[] = {
-    {"--listen", "VIGIL_LISTEN", K_STR, O(listen), "ADDR:PORT to listen on (port 0: any free port)"},
+    {"--listen", "VIGIL_LISTEN", K_STR, O(listen),
+     "ADDR:PORT to listen on (port 0: any free port)"},
     {"--db", "VIGIL_DB", K_STR, O(db), "SQLite database path (':memory:' for none)"},
     {"--insecure-no-jail", "VIGIL_INSECURE_NO_JAIL", K_FLAG, O(insecure),
      "run workers without the full jail when it is unavailable (loudly)"},
@@ -67,7 +68,8 @@ static const struct opt opts[] = {
     {"--max-policy", "VIGIL_MAX_POLICY", K_SIZE, O(max_policy), "largest policy source (bytes)"},
     {"--session-ttl", "VIGIL_SESSION_TTL", K_INT, O(ttl),
      "default session TTL in seconds since last use"},
-    {"--session-ttl-max", "VIGIL_SESSION_TTL_MAX", K_INT, O(ttl_max), "largest TTL a client may ask"},
+    {"--session-ttl-max", "VIGIL_SESSION_TTL_MAX", K_INT, O(ttl_max),
+     "largest TTL a client may ask"},
     {"--idle-evict", "VIGIL_IDLE_EVICT", K_INT, O(idle_evict),
      "kill a session's worker after this many idle seconds (0: never)"},
     {"--max-sessions", "VIGIL_MAX_SESSIONS", K_INT, O(max_sessions), "sessions in total"},
@@ -114,10 +116,20 @@ static int parse_num(const char *s, enum kind k, long long *out)
     if (k == K_SIZE && *end) {
         long long mul = 1;
         switch (*end) {
-        case 'k': case 'K': mul = 1LL << 10; break;
-        case 'm': case 'M': mul = 1LL << 20; break;
-        case 'g': case 'G': mul = 1LL << 30; break;
-        default: return -1;
+        case 'k':
+        case 'K':
+            mul = 1LL << 10;
+            break;
+        case 'm':
+        case 'M':
+            mul = 1LL << 20;
+            break;
+        case 'g':
+        case 'G':
+            mul = 1LL << 30;
+            break;
+        default:
+            return -1;
         }
         end++;
         if (*end == 'i' || *end == 'B')
@@ -346,11 +358,15 @@ int main(int argc, char **argv)
     int insecure = c.insecure && !full;
     util_log_insecure = insecure;
     if (insecure)
-        util_log(LOG_WARN, "jail: %s; running INSECURE (--insecure-no-jail): workers get only "
-                           "no_new_privs, seccomp and rlimits", jr.summary);
+        util_log(LOG_WARN,
+                 "jail: %s; running INSECURE (--insecure-no-jail): workers get only "
+                 "no_new_privs, seccomp and rlimits",
+                 jr.summary);
     else if (c.insecure)
-        util_log(LOG_WARN, "jail: %s; --insecure-no-jail given but the full jail is available: "
-                           "keeping the full jail", jr.summary);
+        util_log(LOG_WARN,
+                 "jail: %s; --insecure-no-jail given but the full jail is available: "
+                 "keeping the full jail",
+                 jr.summary);
     else
         util_log(LOG_INFO, "jail: %s", jr.summary);
 
@@ -439,7 +455,8 @@ int main(int argc, char **argv)
 
     int sig = 0;
     sigwait(&sigs, &sig);
-    util_log(LOG_INFO, "received %s: shutting down gracefully", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    util_log(LOG_INFO, "received %s: shutting down gracefully",
+             sig == SIGTERM ? "SIGTERM" : "SIGINT");
     http_quiesce();
     for (int i = 0; i < 300 && http_inflight() > 0; i++)
         usleep(100 * 1000);

@@ -23,10 +23,10 @@ struct sess {
     double last_used; /* guarded by tab_mu */
     double persisted; /* last_used as last written to the store; guarded by tab_mu */
     long ttl;
-    struct wk w;      /* guarded by mu */
-    int has_worker;   /* guarded by mu */
-    int deleted;      /* guarded by tab_mu */
-    int refs;         /* guarded by tab_mu */
+    struct wk w;    /* guarded by mu */
+    int has_worker; /* guarded by mu */
+    int deleted;    /* guarded by tab_mu */
+    int refs;       /* guarded by tab_mu */
     pthread_mutex_t mu;
     struct sess *next; /* bucket chain, guarded by tab_mu */
 };
@@ -201,8 +201,7 @@ static int replay(const char *sid, struct wk *w, struct pe_err *err)
     json_t *pols = store_pol_list(store, sid);
     size_t i;
     json_t *p;
-    json_array_foreach(pols, i, p)
-    {
+    for (i = 0; i < json_array_size(pols) && (p = json_array_get(pols, i)); i++) {
         json_t *req = json_pack("{s:s,s:O,s:O,s:O}", "op", "policy_put", "pid",
                                 json_object_get(p, "id"), "policy", json_object_get(p, "policy"),
                                 "language", json_object_get(p, "language"));
@@ -213,12 +212,11 @@ static int replay(const char *sid, struct wk *w, struct pe_err *err)
     json_decref(pols);
     json_t *mons = rc == PE_OK ? store_mon_list(store, sid) : NULL;
     json_t *m;
-    json_array_foreach(mons, i, m)
-    {
+    for (i = 0; i < json_array_size(mons) && (m = json_array_get(mons, i)); i++) {
         const char *mid = json_string_value(json_object_get(m, "id"));
-        json_t *req = json_pack("{s:s,s:s,s:O,s:O}", "op", "monitor_new", "mid", mid, "policy",
-                                json_object_get(m, "policy"), "language",
-                                json_object_get(m, "language"));
+        json_t *req =
+            json_pack("{s:s,s:s,s:O,s:O}", "op", "monitor_new", "mid", mid, "policy",
+                      json_object_get(m, "policy"), "language", json_object_get(m, "language"));
         json_t *params = json_object_get(m, "parameters");
         if (json_is_object(params))
             json_object_set(req, "parameters", params);
@@ -231,8 +229,7 @@ static int replay(const char *sid, struct wk *w, struct pe_err *err)
         json_decref(mid_j);
         size_t k;
         json_t *c;
-        json_array_foreach(chunks, k, c)
-        {
+        for (k = 0; k < json_array_size(chunks) && (c = json_array_get(chunks, k)); k++) {
             size_t el = json_string_length(c);
             size_t cap = el + strlen(mid_s) + 96;
             char *req_s = malloc(cap);
@@ -240,8 +237,9 @@ static int replay(const char *sid, struct wk *w, struct pe_err *err)
                 rc = pe_err_set(err, PE_ENOMEM, "out of memory");
                 break;
             }
-            int n = snprintf(req_s, cap, "{\"op\":\"monitor_events\",\"mid\":%s,\"format\":\"native\",\"events\":",
-                             mid_s);
+            int n = snprintf(
+                req_s, cap,
+                "{\"op\":\"monitor_events\",\"mid\":%s,\"format\":\"native\",\"events\":", mid_s);
             memcpy(req_s + n, json_string_value(c), el);
             req_s[(size_t)n + el] = '}';
             rc = call_raw(w, req_s, (size_t)n + el + 1, err);
@@ -540,8 +538,7 @@ void sess_unlock(struct sess *s)
 
 /* ---- the stateless pool ---- */
 
-int sess_pool_call(const char *req, size_t len, char **resp, size_t *resp_len,
-                   struct pe_err *err)
+int sess_pool_call(const char *req, size_t len, char **resp, size_t *resp_len, struct pe_err *err)
 {
     int rc = lim_acquire(cfg.call_timeout_ms);
     if (rc)
@@ -618,7 +615,7 @@ static void reap_once(void)
 {
     double now = util_now();
     struct sess *expired = NULL;
-    struct sess *idle[64];
+    struct sess *idle[64] = {0};
     int nidle = 0;
     pthread_mutex_lock(&tab_mu);
     for (int b = 0; b < NBUCKETS; b++) {
@@ -701,8 +698,7 @@ int sess_init(const struct sess_cfg *c, struct zyg *z, struct store *st)
     size_t i;
     json_t *o;
     int resumed = 0, dropped = 0;
-    json_array_foreach(all, i, o)
-    {
+    for (i = 0; i < json_array_size(all) && (o = json_array_get(all, i)); i++) {
         const char *id = json_string_value(json_object_get(o, "id"));
         double last = json_number_value(json_object_get(o, "last_used"));
         long ttl = (long)json_integer_value(json_object_get(o, "ttl"));

@@ -26,14 +26,14 @@ struct zyg;
 struct store;
 
 struct sess_cfg {
-    long ttl_default;      /* seconds */
-    long ttl_max;          /* seconds */
-    int idle_evict_s;      /* kill a worker idle this long (0: never) */
-    int max_sessions;      /* sessions in total */
-    int call_timeout_ms;   /* host watchdog per worker call */
-    int pool_size;         /* workers for stateless checks */
-    int max_concurrent;    /* worker calls in flight, all sessions and the pool */
-    int max_queue;         /* calls waiting for a slot before SESS_EBUSY */
+    long ttl_default;    /* seconds */
+    long ttl_max;        /* seconds */
+    int idle_evict_s;    /* kill a worker idle this long (0: never) */
+    int max_sessions;    /* sessions in total */
+    int call_timeout_ms; /* host watchdog per worker call */
+    int pool_size;       /* workers for stateless checks */
+    int max_concurrent;  /* worker calls in flight, all sessions and the pool */
+    int max_queue;       /* calls waiting for a slot before SESS_EBUSY */
 };
 
 /* Extra status codes next to enum pe_status. */
@@ -78,8 +78,7 @@ int sess_call(struct sess *s, const char *req, size_t len, char **resp, size_t *
 void sess_drop_worker(struct sess *s);
 
 /* One stateless call on a pool worker. Same returns as sess_call. */
-int sess_pool_call(const char *req, size_t len, char **resp, size_t *resp_len,
-                   struct pe_err *err);
+int sess_pool_call(const char *req, size_t len, char **resp, size_t *resp_len, struct pe_err *err);
 
 /* 1 when a worker can be spawned and answers ping. */
 int sess_probe_spawn(void);

@@ -48,9 +48,8 @@ struct store *store_open(const char *path, char *err, size_t err_size)
         return NULL;
     }
     pthread_mutex_init(&st->mu, NULL);
-    int rc = sqlite3_open_v2(path, &st->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, err_size, "cannot open %s: %s", path,
                  st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
@@ -280,8 +279,8 @@ int store_sess_delete(struct store *st, const char *id)
 
 int store_sess_touch(struct store *st, const char *id, double last_used)
 {
-    LOCKED(st, exec_locked(st, 1, "UPDATE sessions SET last_used = ? WHERE id = ?", "ds",
-                           last_used, id));
+    LOCKED(st, exec_locked(st, 1, "UPDATE sessions SET last_used = ? WHERE id = ?", "ds", last_used,
+                           id));
 }
 
 long store_sess_next(struct store *st, const char *id, int monitor)
@@ -413,9 +412,9 @@ static int mon_reset_locked(struct store *st, const char *sid, const char *mid)
 {
     if (tx(st, "BEGIN IMMEDIATE"))
         return STORE_ERR;
-    int rc = exec_locked(st, 1,
-                         "UPDATE monitors SET events_seen = 0, nraw = 0, hash = '0' WHERE sid = ? AND id = ?",
-                         "ss", sid, mid);
+    int rc = exec_locked(
+        st, 1, "UPDATE monitors SET events_seen = 0, nraw = 0, hash = '0' WHERE sid = ? AND id = ?",
+        "ss", sid, mid);
     if (rc == STORE_OK)
         rc = exec_locked(st, 0, "DELETE FROM chunks WHERE sid = ? AND mid = ?", "ss", sid, mid);
     if (tx(st, rc == STORE_OK ? "COMMIT" : "ROLLBACK") && rc == STORE_OK)
@@ -481,8 +480,8 @@ int store_chunk_commit(struct store *st, const char *sid, const char *mid, long 
                        const char *events_json, long nraw, long events_seen, uint64_t hash,
                        json_t *violations, const char *response_json)
 {
-    LOCKED(st, chunk_commit_locked(st, sid, mid, seq, events_json, nraw, events_seen, hash, violations,
-                                   response_json));
+    LOCKED(st, chunk_commit_locked(st, sid, mid, seq, events_json, nraw, events_seen, hash,
+                                   violations, response_json));
 }
 
 char *store_chunk_by_seq(struct store *st, const char *sid, const char *mid, long long seq)
@@ -504,7 +503,8 @@ long long store_chunk_max_seq(struct store *st, const char *sid, const char *mid
 {
     long long out = -1;
     pthread_mutex_lock(&st->mu);
-    sqlite3_stmt *s = prep(st, "SELECT max(seq) FROM chunks WHERE sid = ? AND mid = ?", "ss", sid, mid);
+    sqlite3_stmt *s =
+        prep(st, "SELECT max(seq) FROM chunks WHERE sid = ? AND mid = ?", "ss", sid, mid);
     if (s && sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
         out = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
@@ -516,8 +516,8 @@ json_t *store_chunk_list(struct store *st, const char *sid, const char *mid)
 {
     json_t *a = json_array();
     pthread_mutex_lock(&st->mu);
-    sqlite3_stmt *s = prep(st, "SELECT events FROM chunks WHERE sid = ? AND mid = ? ORDER BY n",
-                           "ss", sid, mid);
+    sqlite3_stmt *s =
+        prep(st, "SELECT events FROM chunks WHERE sid = ? AND mid = ? ORDER BY n", "ss", sid, mid);
     while (s && sqlite3_step(s) == SQLITE_ROW)
         json_array_append_new(a, json_stringn((const char *)sqlite3_column_text(s, 0),
                                               (size_t)sqlite3_column_bytes(s, 0)));
@@ -530,9 +530,8 @@ json_t *store_viol_list(struct store *st, const char *sid, const char *mid)
 {
     json_t *a = json_array();
     pthread_mutex_lock(&st->mu);
-    sqlite3_stmt *s = prep(st,
-                           "SELECT body FROM violations WHERE sid = ? AND mid = ? ORDER BY n, i",
-                           "ss", sid, mid);
+    sqlite3_stmt *s = prep(
+        st, "SELECT body FROM violations WHERE sid = ? AND mid = ? ORDER BY n, i", "ss", sid, mid);
     while (s && sqlite3_step(s) == SQLITE_ROW) {
         json_t *v = json_loadb((const char *)sqlite3_column_text(s, 0),
                                (size_t)sqlite3_column_bytes(s, 0), JSON_DECODE_ANY, NULL);

@@ -24,7 +24,8 @@ void store_close(struct store *st); /* NULL is a no-op */
 /* 1 when a write transaction can be opened and committed. */
 int store_writable(struct store *st);
 
-/* Sessions. A session object: {id, token, created_at, last_used, ttl, next_policy, next_monitor}. */
+/* Sessions. A session object: {id, token, created_at, last_used, ttl, next_policy, next_monitor}.
+ */
 int store_sess_insert(struct store *st, const char *id, const char *token, double created_at,
                       long ttl);
 int store_sess_delete(struct store *st, const char *id); /* also its policies, monitors, chunks */

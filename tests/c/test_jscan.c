@@ -25,23 +25,51 @@ static int valid_jansson(const char *p, size_t n)
 int main(void)
 {
     static const char *const good[] = {
-        "{}", " { } ", "{\"a\":1}", "{\"a\":[1,2,{\"b\":null}],\"c\":\"x\\u00e9\\n\"}",
-        "{\"n\":-0.5e+10}", "{\"s\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\"}", "{\"t\":true,\"f\":false}",
-        "{\"deep\":[[[[[[]]]]]]}", "{\"e\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"}",
+        "{}",
+        " { } ",
+        "{\"a\":1}",
+        "{\"a\":[1,2,{\"b\":null}],\"c\":\"x\\u00e9\\n\"}",
+        "{\"n\":-0.5e+10}",
+        "{\"s\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\"}",
+        "{\"t\":true,\"f\":false}",
+        "{\"deep\":[[[[[[]]]]]]}",
+        "{\"e\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"}",
     };
     static const char *const bad[] = {
-        "", "{", "}", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{\"a\":01}", "{\"a\":1.}",
-        "{\"a\":.5}", "{\"a\":+1}", "{\"a\":tru}", "{\"a\":\"x}", "{\"a\":\"\\x\"}",
-        "{\"a\":\"\\u12g4\"}", "{\"a\":\"\x01\"}", "{\"a\":\"\xff\"}", "{\"a\":\"\xc0\xaf\"}",
-        "{\"a\":\"\xed\xa0\x80\"}", "{\"a\":[1 2]}", "{\"a\":1} x", "{a:1}", "{\"a\":1}}",
-        "[1,2]", "\"str\"", "{\"a\":1,\"a\":2}", "{\"a\":1,\"\\u0061\":2}", "{\"a\":NaN}",
+        "",
+        "{",
+        "}",
+        "{\"a\"}",
+        "{\"a\":}",
+        "{\"a\":1,}",
+        "{\"a\":01}",
+        "{\"a\":1.}",
+        "{\"a\":.5}",
+        "{\"a\":+1}",
+        "{\"a\":tru}",
+        "{\"a\":\"x}",
+        "{\"a\":\"\\x\"}",
+        "{\"a\":\"\\u12g4\"}",
+        "{\"a\":\"\x01\"}",
+        "{\"a\":\"\xff\"}",
+        "{\"a\":\"\xc0\xaf\"}",
+        "{\"a\":\"\xed\xa0\x80\"}",
+        "{\"a\":[1 2]}",
+        "{\"a\":1} x",
+        "{a:1}",
+        "{\"a\":1}}",
+        "[1,2]",
+        "\"str\"",
+        "{\"a\":1,\"a\":2}",
+        "{\"a\":1,\"\\u0061\":2}",
+        "{\"a\":NaN}",
     };
     struct jscan s;
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         ok(jscan_object(good[i], strlen(good[i]), &s) == 0, "valid: %s (%s)", good[i], s.err);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        ok(jscan_object(bad[i], strlen(bad[i]), &s) == -1 && s.err[0], "invalid: %s -> %s",
-           bad[i], s.err);
+        ok(jscan_object(bad[i], strlen(bad[i]), &s) == -1 && s.err[0], "invalid: %s -> %s", bad[i],
+           s.err);
 
     const char *doc = "{\n  \"policy\": \"raise \\\"x\\\"\",\n  \"tr\\u0061ce\": [1, {\"a\": []}, "
                       "\"z\"],\n  \"parameters\": {\"k\": 1, \"j\": 2},\n  \"n\": null\n}";

@@ -99,8 +99,7 @@ int main(void)
        "chunks in order, as text");
     json_decref(c);
     json_t *vl = store_viol_list(st, "s1", "m");
-    ok(json_array_size(vl) == 3 &&
-           0 == strcmp(str_of(json_array_get(vl, 2), "key"), "c"),
+    ok(json_array_size(vl) == 3 && 0 == strcmp(str_of(json_array_get(vl, 2), "key"), "c"),
        "violations in order");
     json_decref(vl);
 
