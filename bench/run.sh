@@ -56,6 +56,10 @@ row() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "${5:-}" >>"$ROWS"; }
 verdict() { [ -n "$1" ] && awk -v v="$1" -v l="$2" 'BEGIN { print (v + 0 < l + 0) ? "ok" : "MISS" }'; }
 # field NAME LINE -> value of NAME=... in a vbench output line
 field() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+# allok LINE: vbench answered, sent at least one request, and every answer was 2xx
+allok() {
+    [ -n "$1" ] && [ "$(field n "$1")" != 0 ] && [ "$(field ok "$1")" = "$(field n "$1")" ]
+}
 ms() { awk -v u="$1" 'BEGIN { printf "%.2f ms", u / 1000 }'; }
 us() { awk -v u="$1" 'BEGIN { printf "%.0f us", u }'; }
 # jget FILE EXPR: evaluates a Lua expression over the decoded JSON `j` of FILE (prints "" on failure)
@@ -164,7 +168,7 @@ for r in $RULES; do
         case $n in 1000) tgt="< 20 ms";; 10000) tgt="< 200 ms";; 100) eval "tgt=\${REF_${r}_100}";; *) tgt="";; esac
         if [ -z "$out" ]; then
             row "a) /v1/check" "$r @ $n events" "n/a: no answer ($(vberr))" "$tgt"
-        elif [ "$(field ok "$out")" != "$(field n "$out")" ]; then
+        elif ! allok "$out"; then
             row "a) /v1/check" "$r @ $n events" "n/a: $(vberr)" "$tgt"
         else
             nv=$(jget "$T/last.json" '#j.violations')
@@ -216,7 +220,7 @@ say "bench: (b) session creation"
 echo '{}' >"$T/empty.json"
 nb=1000; [ "$QUICK" = 1 ] && nb=200
 out=$(vb -X POST -p /v1/sessions -b "$T/empty.json" -n $nb -w 10 -D /v1/sessions -M 120)
-if [ -n "$out" ] && [ "$(field ok "$out")" = "$(field n "$out")" ]; then
+if allok "$out"; then
     row "b) sessions" "POST /v1/sessions (n=$(field n "$out"))" \
         "$(ms "$(field median_us "$out")") median, $(ms "$(field p99_us "$out")") p99" "< 5 ms median" \
         "$(verdict "$(field median_us "$out")" 5000)"
@@ -246,7 +250,7 @@ mem_rows() {
 say "bench: (c) round trips"
 nc=10000; [ "$QUICK" = 1 ] && nc=2000
 out=$(vb -p /healthz -n $nc -w 100 -M 120)
-if [ -n "$out" ] && [ "$(field ok "$out")" = "$(field n "$out")" ]; then
+if allok "$out"; then
     row "c) round trip" "GET /healthz (host only, n=$(field n "$out"))" "$(us "$(field median_us "$out")") median" "-"
 else
     row "c) round trip" "GET /healthz" "n/a: $(vberr)" "-"
@@ -259,7 +263,7 @@ else
     mem_rows "$SID" "fresh session"
     printf '{"code": "return 1"}' >"$T/eval.json"
     out=$(vb -X POST -p "/v1/sessions/$SID/eval" -b "$T/eval.json" -n $nc -w 100 -M 120)
-    if [ -n "$out" ] && [ "$(field ok "$out")" = "$(field n "$out")" ]; then
+    if allok "$out"; then
         row "c) round trip" "POST .../eval through the worker (n=$(field n "$out"))" \
             "$(us "$(field median_us "$out")") median" "< 100 us median" "$(verdict "$(field median_us "$out")" 100)"
     else
@@ -291,7 +295,7 @@ for r in $RULES; do
         maxs=45; [ "$k" = 10 ] && maxs=30; [ "$QUICK" = 1 ] && maxs=10
         out=$(vb -X POST -p "/v1/sessions/$SID/monitors/$MID/events" -l "$T/chunks$k.ndjson" \
             -T "$T/times.txt" -M $maxs -S)
-        if [ -z "$out" ] || [ "$(field ok "$out")" != "$(field n "$out")" ]; then
+        if ! allok "$out"; then
             row "e) monitor" "$label" "n/a: ${out:+chunk $(( $(field ok "$out") + 1 )): }$(vberr)" ""
             del_session "$SID"; continue
         fi
@@ -336,7 +340,7 @@ for n in 5 100; do
         printf '{"policy": %s}' "$(policy_json "$T/policy$n.inv")" >"$T/compile$n.json"
         runs=100; [ "$n" = 100 ] && runs=20
         out=$(vb -X POST -p /v1/compile -b "$T/compile$n.json" -n $runs -w 2)
-        if [ -n "$out" ] && [ "$(field ok "$out")" = "$(field n "$out")" ]; then
+        if allok "$out"; then
             row "f) compile" "$n rules, POST /v1/compile" "$(ms "$(field median_us "$out")") median" ""
         else
             row "f) compile" "$n rules, POST /v1/compile" "n/a: $(vberr)" ""

@@ -18,6 +18,7 @@
  *   -S    stop at the first answer that is not 2xx
  *
  * Prints one line: n= ok= status= median_us= p99_us= mean_us= min_us= max_us= total_ms= truncated=
+ * error= (error=1: stopped on an I/O error or timeout; the figures cover what was done).
  * (ok counts 2xx answers, status is the last one). The body of the first non-2xx answer goes
  * to stderr. Exit status: 0 when every request got an answer, 1 on an I/O error or timeout,
  * 2 on bad usage.
@@ -518,11 +519,11 @@ int main(int argc, char **argv)
         if (i99 >= done)
             i99 = done - 1;
         printf("n=%ld ok=%ld status=%d median_us=%.1f p99_us=%.1f mean_us=%.1f min_us=%.1f "
-               "max_us=%.1f total_ms=%.1f truncated=%d\n",
+               "max_us=%.1f total_ms=%.1f truncated=%d error=%d\n",
                done, ok, status, med, t[i99], sum / (double)done, t[0], t[done - 1], total / 1e3,
-               truncated);
+               truncated, rc);
     } else {
-        printf("n=0 ok=0 status=%d\n", status);
+        printf("n=0 ok=0 status=%d error=%d\n", status, rc);
     }
     free(t);
     free(resp.p);
