@@ -12,9 +12,9 @@
 -- (st.by_id: id -> ToolCall, st.last_id). Errors: {code = "trace_invalid", message, index}
 -- where index is the 0-based position of the offending element in `raw`.
 --
--- Event fields: see docs/notes/runtime.md. The decoded input tables are taken over (dicts and
--- lists inside arguments/contents/metadata get their value metatables in place); pass a fresh
--- decode.
+-- Event fields: see docs/notes/runtime.md. Events are new tables; the decoded containers inside
+-- them (arguments, contents, metadata, tool_calls) are taken over and get their value metatables
+-- in place, so pass a fresh decode.
 local require, type, pairs, ipairs, next, tostring, tonumber, setmetatable, getmetatable, error,
    pcall = require, type, pairs, ipairs, next, tostring, tonumber, setmetatable,
    getmetatable, error, pcall
@@ -273,15 +273,16 @@ local function new_call(raw, idx, path, nested, where)
       args = parsed
    end
    if not is_obj(args) then invalid(where() .. ".function.arguments must be an object") end
-   fn.arguments = conv_dict(args)
-   fn.kind = "Function"
-   setmetatable(fn, Record)
    local md = raw.metadata
    if md ~= nil and md ~= None and not is_obj(md) then invalid(where() .. ".metadata must be an object") end
-   raw.server = server_of(raw)
-   raw.metadata = metadata_of(raw, idx)
-   raw.kind, raw.idx, raw.path, raw.id = "ToolCall", idx, path, id
-   return setmetatable(raw, Event)
+   -- one constructor with every field (seq and message preset) allocates the table at its final
+   -- size; adding fields to the decoded table would rehash it twice
+   return setmetatable({
+      kind = "ToolCall", idx = idx, path = path, seq = 0, id = id, type = raw.type,
+      ["function"] = setmetatable({ kind = "Function", name = fn.name, arguments = conv_dict(args) },
+         Record),
+      metadata = metadata_of(raw, idx), server = server_of(raw), message = false,
+   }, Event)
 end
 
 local TYPE_ALIAS = {
@@ -428,12 +429,10 @@ local function build(st, raw)
          if role ~= nil then
             if not is_s(role) then invalid(where() .. ".role must be a string") end
             local spath = tostring(idx)
-            el.content = content_of(el, where, role == "tool")
+            local content = content_of(el, where, role == "tool")
             local md = el.metadata
             if md ~= nil and md ~= None and not is_obj(md) then invalid(where() .. ".metadata must be an object") end
-            el.server = server_of(el)
-            el.metadata = metadata_of(el, idx)
-            el.idx, el.path = idx, spath
+            local ev
             if role == "tool" then
                local tcid = el.tool_call_id
                if tcid == nil then
@@ -445,7 +444,10 @@ local function build(st, raw)
                if tcid ~= None then
                   call = ids[tcid] or by_id[tcid] or false
                end
-               el.kind, el.tool_call_id, el.call = "ToolOutput", tcid, call
+               ev = {
+                  kind = "ToolOutput", idx = idx, path = spath, seq = 0, role = role, content = content,
+                  tool_call_id = tcid, call = call, metadata = metadata_of(el, idx), server = server_of(el),
+               }
             else
                local tcs = el.tool_calls
                if tcs == nil or tcs == None then
@@ -453,20 +455,26 @@ local function build(st, raw)
                elseif not is_array_table(tcs) then
                   invalid(where() .. ".tool_calls must be a list")
                end
-               el.kind, el.tool_calls = "Message", setmetatable(tcs, List)
+               ev = {
+                  kind = "Message", idx = idx, path = spath, seq = 0, role = role, content = content,
+                  tool_calls = setmetatable(tcs, List), metadata = metadata_of(el, idx),
+                  server = server_of(el),
+               }
                for k = 1, #tcs do
                   k_call = k
                   local c = new_call(tcs[k], idx, spath .. ".tool_calls." .. (k - 1), true, where_call)
-                  c.message = el
+                  tcs[k] = c
+                  c.message = ev
                   local cid = c.id
                   if cid ~= None then ids[cid] = c; last_id = cid end
                end
             end
             no = no + 1
-            out[no] = setmetatable(el, Event)
+            out[no] = setmetatable(ev, Event)
             idx = idx + 1
          elseif el.type ~= nil then
             local c = new_call(el, idx, tostring(idx), false, where)
+            c.message = nil -- top-level: no parent message
             if c.id ~= None then ids[c.id] = c; last_id = c.id end
             no = no + 1
             out[no] = c
