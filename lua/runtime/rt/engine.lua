@@ -530,7 +530,15 @@ solve = function(R, run, opts)
    local unit_of = {}
    for _, v in ipairs(R.vars) do
       if v._open then
-         local filtered = M.unit_items(R, v, bound0)
+         -- top-level rules: the unit of a variable never changes (cached on the rule)
+         local filtered = not outer and R._units and R._units[v.name]
+         if not filtered then
+            filtered = M.unit_items(R, v, bound0)
+            if not outer then
+               R._units = R._units or {}
+               R._units[v.name] = filtered
+            end
+         end
          local us = {}
          for _, it in ipairs(filtered) do us[it] = true end
          unit_of[v.name] = us

@@ -86,12 +86,17 @@ end
 local function incremental(mon, R, run, lens, past_len)
    local rs = mon.rstate[R]
    if not rs then rs = { cands = {} }; mon.rstate[R] = rs end
-   local opens = open_vars(R)
+   local opens = rs.opens or open_vars(R)
+   rs.opens = opens
    if #opens == 0 then return fallback(R, run, past_len) end
    local S = engine.new_state(R, run, {})
    local e = {}
    -- root items (no typed variable) must hold; they do not depend on the trace for monotone rules
-   local pre, bound0 = engine.pre_items(R, {})
+   local pre, bound0 = rs.pre, rs.bound0
+   if not pre then
+      pre, bound0 = engine.pre_items(R, {})
+      rs.pre, rs.bound0 = pre, bound0
+   end
    local ok = engine.run_items(S, pre, e)
    if not ok then return {} end
    local old_n = {}
