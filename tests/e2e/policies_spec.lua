@@ -198,3 +198,31 @@ describe("stored policies", function()
       assert.equal(404, (srv:post("/v1/sessions/nosuch/policies", { policy = P.E1 })))
    end)
 end)
+
+describe("large traces", function()
+   local srv
+   setup(function() srv = H.start { db = ":memory:" } end)
+   teardown(function() if srv then srv:stop() end end)
+
+   it("checks a 10,000-event trace end to end", function()
+      local trace = {}
+      for i = 1, 10000 do
+         if i % 2 == 0 then
+            trace[i] = { role = "assistant", content = H.null, tool_calls = { { id = "c" .. i,
+               type = "function", ["function"] = { name = "read", arguments = { path = "/f" .. i } } } } }
+         else
+            trace[i] = { role = "tool", tool_call_id = "c" .. (i - 1),
+               content = (i % 100 == 1) and "a secret here" or ("output " .. i) }
+         end
+      end
+      local policy = 'raise "t" if:\n    (o: ToolOutput)\n    "secret" in o.content'
+      local t0 = os.time()
+      local st, j = srv:post("/v1/check", { policy = policy, trace = trace })
+      assert.equal(200, st)
+      assert.equal(100, #j.violations)
+      H.assert_match({ key = "(0, (0,))", ranges = { "messages.0", "messages.0.content:2-8" } },
+         j.violations[1])
+      H.assert_match({ key = "(0, (9900,))" }, j.violations[100])
+      assert.truthy(os.time() - t0 < 10)
+   end)
+end)
