@@ -279,6 +279,15 @@ describe("should_allow_rbac", function()
    end)
 end)
 
+describe("invariant.files", function()
+   it("is a clear error (no host filesystem in the workers)", function()
+      for _, name in ipairs({ "get_files", "get_tree_files", "get_file_content", "get_file_contents",
+         "is_sensitive", "is_sensitive_dir" }) do
+         assert.matches("not available in vigil", err_of(D[name], nil, A(".")).message, 1, true)
+      end
+   end)
+end)
+
 describe("model and network detectors", function()
    for _, name in ipairs({ "prompt_injection", "moderated", "llm", "llm_confirm",
       "embedding_similarity", "is_similar", "semgrep", "ocr" }) do

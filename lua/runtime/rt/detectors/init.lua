@@ -477,4 +477,14 @@ for _, name in ipairs({ "prompt_injection", "moderated", "llm", "llm_confirm",
    D[name] = need_provider(name)
 end
 
+-- invariant.files reads the host filesystem (local mode of the reference only): never available
+-- inside the jailed workers
+for _, name in ipairs({ "get_files", "get_tree_files", "get_file_content", "get_file_contents",
+   "is_sensitive", "is_sensitive_dir" }) do
+   D[name] = function()
+      raise("value", name .. " (invariant.files) reads the host filesystem and is not available in "
+         .. "vigil")
+   end
+end
+
 return M
