@@ -425,13 +425,13 @@ local function build(rec)
  * tok")" * sp_b * V"sblock" / B.def,
       defparams = V"defparam" * (sp_n * tok"," * sp_n * V"defparam")^0,
       defparam = NAME * (sp_n * tok":" * sp_n * NAME)^-1,
-      sblock = INDENT * Ct(V"sbitem"^1) * NL^-1 * sp_b * DEDENT / B.block,
-      sbitem = NL * V"stmt" + V"sblock",
+      sblock = INDENT * Ct((V"sblock" + NL * V"stmt") * (NL * V"stmt")^0) * NL^-1 * sp_b * DEDENT / B.block,
       decl = -stmtkw * Cp() * NAME * sp_b * tok"(" * sp_n * Ct((V"param" * (sp_n * tok"," * sp_n * V"param")^0)^-1) * sp_n * tok")" * sp_b * V"declvalue" / B.predicate + -stmtkw * Cp() * NAME * sp_b * V"declvalue" / B.const_decl,
       declvalue = tok":=" * sp_n * V"expr_b" + V"block",
       param = Cp() * NAME * sp_n * tok":" * sp_n * Cp() * NAME / B.param,
-      block = INDENT * Ct(V"bitem"^1) * NL^-1 * sp_b * DEDENT / B.block,
-      bitem = NL * V"item" + V"block",
+      -- a bare nested block (a jump of two or more levels) can only come first; it is flattened
+      block = INDENT * Ct((V"block" + NL * V"item") * (NL * V"item")^0) * NL^-1 * sp_b * DEDENT / B.block,
+
       item = V"import" + V"from" + V"assign" + V"expr_b" * (sp_b * V"block")^-1 / B.item,
       assign = Cp() * NAME * sp_b * tok":=" * sp_n * V"expr_b" / B.assign,
       primary = V"string" + V"number" + V"typed" + V"paren" + V"list" + V"dict" + V"toolref" + V"literal" + V"wildcard" + V"valueref" + V"name",
@@ -571,9 +571,10 @@ local function describe_expected(exp)
    return concat(out, ", ", 1, #out - 1) .. " or " .. out[#out]
 end
 
--- Position of the deepest bracket nesting (for "nested too deeply").
+-- Position of the deepest bracket nesting, or else of the most indented line (for "nested too
+-- deeply").
 local function deepest(text)
-   local depth, best, bestpos = 0, -1, 1
+   local depth, best, bestpos = 0, 0, nil
    for i = 1, #text do
       local c = byte(text, i)
       if c == 40 or c == 91 or c == 123 then
@@ -583,8 +584,14 @@ local function deepest(text)
          depth = depth - 1
       end
    end
-   return bestpos
+   if bestpos then return bestpos end
+   local widest, pos = -1, 1
+   for s, ws in text:gmatch("()([ \t]*)[^ \t\n\1\2\3]") do
+      if #ws > widest then widest, pos = #ws, s + #ws end
+   end
+   return pos
 end
+
 
 ---------------------------------------------------------------------------------------------------
 -- The pass

@@ -127,6 +127,14 @@ describe("fuzz (seed " .. SEED .. ")", function()
          ("x := 1\n"):rep(2000),
          "raise 'x' if:\n" .. ("    a\n        b\n"):rep(500),
          ("# comment:\n  x\n"):rep(500),
+         (function()
+            local l = { "from invariant import forall", "raise 'x' if:" }
+            for i = 1, 150 do l[#l + 1] = ("  "):rep(i) .. "forall:" end
+            l[#l + 1] = ("  "):rep(151) .. "1 +"
+            return table.concat(l, "\n")
+         end)(),
+         "f(a: str):\n" .. ("  x\n"):rep(5000),
+         "raise 'x' if:\n" .. ("    (m: Message)\n"):rep(3000),
          "raise 'x' if:\n    \"" .. ("\\"):rep(5000),
          "raise 'x' if:\n    \"\"\"" .. ("a\n"):rep(3000),
       }

@@ -290,6 +290,18 @@ describe("grammar", function()
          assert.equal("too-complex", st.diags[1].kind)
       end)
 
+      it("nested quantifier blocks parse in linear time, also with an error inside", function()
+         for _, tail in ipairs { "1", "1 +" } do
+            local lines = { "from invariant import forall", 'raise "x" if:' }
+            for i = 1, 40 do lines[#lines + 1] = ("  "):rep(i) .. "forall:" end
+            lines[#lines + 1] = ("  "):rep(41) .. tail
+            local t0 = os.clock()
+            local st = helper.run_until("parse", table.concat(lines, "\n"))
+            assert.is_true(os.clock() - t0 < 0.2)
+            if tail == "1" then assert.same({}, st.diags) else assert.same({ { 43, 86, "syntax" } }, helper.diag_triples(st.diags)) end
+         end
+      end)
+
       it("moderate nesting parses", function()
          local src = 'raise "x" if:\n    ' .. ("f("):rep(60) .. "1" .. (")"):rep(60) .. "\n"
          local st = helper.run_until("parse", src)
