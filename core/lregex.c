@@ -73,9 +73,12 @@ static int is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-/* Translates Python `re` syntax into PCRE2 syntax; pushes the result (one string). */
-static void translate(lua_State *L, const char *p, size_t len)
+/* Translates Python `re` syntax into PCRE2 syntax; pushes the result (one string).  Returns
+ * NULL, or a message for Python syntax that has no PCRE2 equivalent (the string is pushed
+ * anyway). */
+static const char *translate(lua_State *L, const char *p, size_t len)
 {
+    const char *bad = NULL;
     luaL_Buffer b;
     size_t i = 0;
     int in_class = 0;
@@ -85,6 +88,8 @@ static void translate(lua_State *L, const char *p, size_t len)
         if (c == '\\' && i + 1 < len) {
             char n = p[i + 1];
             size_t hexlen = n == 'u' ? 4 : n == 'U' ? 8 : 0;
+            if (n == 'N') /* Python: \N{NAME} only; PCRE2 would read \N as "not a newline" */
+                bad = "named Unicode escapes (\\N{...}) are not supported";
             if (n == 'Z' && !in_class) {
                 luaL_addlstring(&b, "\\z", 2);
                 i += 2;
@@ -158,6 +163,7 @@ static void translate(lua_State *L, const char *p, size_t len)
         i++;
     }
     luaL_pushresult(&b); /* push translated pattern */
+    return bad;
 }
 
 static uint32_t parse_flags(lua_State *L, int idx)
@@ -204,7 +210,14 @@ static int l_compile(lua_State *L)
         lua_pushliteral(L, "pattern too long");
         return 2;
     }
-    translate(L, pat, plen); /* push translated */
+    {
+        const char *bad = translate(L, pat, plen); /* push translated */
+        if (bad != NULL) {
+            lua_pushnil(L);
+            lua_pushstring(L, bad);
+            return 2;
+        }
+    }
     tpat = lua_tolstring(L, -1, &tlen);
     rx = lua_newuserdatauv(L, sizeof(*rx), 0); /* push rx */
     memset(rx, 0, sizeof(*rx));

@@ -57,6 +57,9 @@ describe("vregex (C binding)", function()
       assert.is_not_nil(vregex.compile("\\u00e9", ""):search("caf\195\169", 0))
       assert.is_not_nil(vregex.compile("(?P<x>a)(?P=x)", ""):match("aa", 0))
       assert.is_not_nil(vregex.compile("(?iu)ABC", ""):match("abc", 0))
+      -- \N is not "not a newline" as in PCRE2: Python only has \N{NAME}, which is unsupported
+      assert.is_nil(vregex.compile("a\\N", ""))
+      assert.is_not_nil(vregex.compile("a\\\\N", "")) -- an escaped backslash, then N
    end)
 
    it("is Unicode-aware like Python str patterns", function()
