@@ -378,7 +378,7 @@ local function build(rec)
    local NEWLINE = T(P"\n", "end of line")
    local NL = sp_b * NEWLINE * (sp_b * P"\n")^0 * sp_b
    local NLs = sp_b * (P"\n" * sp_b)^0
-   local INDENT = T(P"\1", "an indented block")
+   local INDENT = T(P"\1", "an indented block after ':'")
    local DEDENT = T(P"\2", "end of block")
    local EOF = T(P(-1), "end of input")
    local raw_name = idstart * idchar^0
@@ -552,7 +552,7 @@ local function describe_expected(exp)
       local drop = {}
       if seen["end of line"] then drop["end of block"] = true end
       if seen["an operator"] or seen["end of line"] then
-         drop["an indented block"] = true
+         drop["an indented block after ':'"] = true
          drop["':='"] = true
       end
       local kept = {}
@@ -672,6 +672,11 @@ function M.parse_text(state)
       end
    end
    if found == "'='" then msg = msg .. " (use '==' to compare, ':=' to bind)" end
+   if found == "':'" and find(text, "^:[ \t\r]*[\n\2]", far) or find(text, "^:[ \t\r]*$", far) then
+      msg = "expected an indented block after ':' (the lines of a block must be more indented than the line"
+         .. " that opens it)"
+   end
+
    return nil, diag.new("E101", "syntax", line, col, msg)
 end
 
