@@ -27,8 +27,8 @@ static void usage(FILE *f)
     fprintf(
         f, "usage: vigil COMMAND [OPTIONS] ARGS\n"
            "\n"
-           "Compile, check and analyze Invariant-language (or Lua) policies for AI-agent\n"
-           "traces with the same engine as vigild, without a server.\n"
+           "Compile, check, analyze and monitor Invariant-language (or Lua) policies for\n"
+           "AI-agent traces with the same engine as vigild, without a server.\n"
            "\n"
            "commands:\n"
            "  check FILE...                  compile each policy; print every diagnostic as\n"
@@ -40,6 +40,10 @@ static void usage(FILE *f)
            "      --param NAME=VALUE         a policy parameter (input.NAME); VALUE is read as\n"
            "                                 JSON when it parses, else as a string; repeatable\n"
            "      --json                     print the native JSON answer {\"violations\": [...]}\n"
+           "  monitor POLICY TRACE.json      feed the trace to a monitor chunk by chunk and\n"
+           "                                 print only the new violations of each chunk\n"
+           "      --chunk N                  events per chunk (default 1)\n"
+           "      --param, --json            as for analyze (--json: one line per chunk)\n"
            "\n"
            "options for every command:\n"
            "  --language invariant|lua       policy language (default: by file extension,\n"
@@ -51,10 +55,12 @@ static void usage(FILE *f)
            "\"messages\" list. FILE may be - for standard input.\n"
            "\n"
            "exit status:\n"
-           "  0  success: no diagnostics (check), compiled (compile), no violation (analyze)\n"
-           "  1  findings: a policy has diagnostics (check), violations found (analyze)\n"
+           "  0  success: no diagnostics (check), compiled (compile), no violation\n"
+           "     (analyze, monitor)\n"
+           "  1  findings: a policy has diagnostics (check), violations found (analyze,\n"
+           "     monitor)\n"
            "  2  usage or input error: bad arguments, unreadable file, invalid JSON or trace,\n"
-           "     a policy that does not compile (compile, analyze)\n"
+           "     a policy that does not compile (compile, analyze, monitor)\n"
            "  3  evaluation failed: a runtime error in the policy, a memory or time limit,\n"
            "     an internal error\n");
 }
@@ -263,6 +269,7 @@ static int report_error(const char *policy_file, const struct js *error, const c
 struct opts {
     const char *language;
     int emit_lua, json;
+    long chunk;
     const char *params[256];
     int nparams;
     const char *files[256];
@@ -374,8 +381,9 @@ static int cmd_compile(const struct opts *o)
     return rc;
 }
 
-/* Appends "trace": <the trace list of the file, verbatim>; -1 after printing why. */
-static int add_trace(struct sb *req, const char *path)
+/* Reads and parses a trace file: *text (caller frees), *root (caller frees with js_free) and
+ * *list, the event list inside root (borrowed). Returns -1 after printing why. */
+static int load_trace(const char *path, char **text_out, struct js **root, const struct js **list)
 {
     size_t len, pos;
     char msg[128];
@@ -390,13 +398,13 @@ static int add_trace(struct sb *req, const char *path)
         free(text);
         return -1;
     }
-    const struct js *list = v;
+    const struct js *l = v;
     if (v->type == JS_OBJECT) {
-        list = js_get(v, "trace");
-        if (!list)
-            list = js_get(v, "messages");
+        l = js_get(v, "trace");
+        if (!l)
+            l = js_get(v, "messages");
     }
-    if (!list || list->type != JS_ARRAY) {
+    if (!l || l->type != JS_ARRAY) {
         fprintf(stderr,
                 "%s: %s: a trace is a JSON list of events (or an object with a "
                 "\"trace\" or \"messages\" list)\n",
@@ -405,9 +413,23 @@ static int add_trace(struct sb *req, const char *path)
         free(text);
         return -1;
     }
+    *text_out = text;
+    *root = v;
+    *list = l;
+    return 0;
+}
+
+/* Appends "trace": <the trace list of the file, verbatim>; -1 after printing why. */
+static int add_trace(struct sb *req, const char *path)
+{
+    char *text;
+    struct js *root;
+    const struct js *list;
+    if (load_trace(path, &text, &root, &list) < 0)
+        return -1;
     sb_puts(req, ",\"trace\":");
     sb_add(req, text + list->start, list->end - list->start);
-    js_free(v);
+    js_free(root);
     free(text);
     return 0;
 }
@@ -539,6 +561,104 @@ static int cmd_analyze(const struct opts *o)
     return rc;
 }
 
+/* Feeds the trace to a monitor in chunks of o->chunk events (op monitor_new, then
+ * monitor_events per chunk) and prints only the new violations of each chunk. */
+static int cmd_monitor(const struct opts *o)
+{
+    if (o->nfiles != 2) {
+        fprintf(stderr, "%s: monitor takes POLICY and TRACE.json\n", progname);
+        return EXIT_INPUT;
+    }
+    const char *pfile = o->files[0];
+    char *text;
+    struct js *root;
+    const struct js *list;
+    if (load_trace(o->files[1], &text, &root, &list) < 0)
+        return EXIT_INPUT;
+    struct sb req = {0};
+    sb_puts(&req, "{\"op\":\"monitor_new\",\"mid\":\"cli\",");
+    if (add_policy(&req, pfile, language_of(pfile, o->language)) < 0 || add_params(&req, o) < 0) {
+        free(req.p);
+        js_free(root);
+        free(text);
+        return EXIT_INPUT;
+    }
+    sb_puts(&req, "}");
+    int rc = EXIT_OK;
+    size_t total = 0;
+    char *raw = NULL;
+    struct js *ans = call(&req, &raw);
+    free(req.p);
+    if (!ans) {
+        rc = EXIT_EVAL;
+        goto out;
+    }
+    const struct js *ok = js_get(ans, "ok");
+    if (!ok || ok->type != JS_TRUE) {
+        rc = report_error(pfile, js_get(ans, "error"), raw);
+        goto out;
+    }
+    size_t step = o->chunk > 0 ? (size_t)o->chunk : 1;
+    for (size_t first = 0, k = 1; first < list->len; first += step, k++) {
+        size_t last = first + step < list->len ? first + step : list->len;
+        js_free(ans);
+        free(raw);
+        ans = NULL;
+        raw = NULL;
+        req = (struct sb){0};
+        sb_puts(&req,
+                "{\"op\":\"monitor_events\",\"mid\":\"cli\",\"format\":\"native\",\"events\":[");
+        for (size_t i = first; i < last; i++) {
+            const struct js *e = list->items[i];
+            if (i > first)
+                sb_puts(&req, ",");
+            sb_add(&req, text + e->start, e->end - e->start);
+        }
+        sb_puts(&req, "]}");
+        ans = call(&req, &raw);
+        free(req.p);
+        if (!ans) {
+            rc = EXIT_EVAL;
+            goto out;
+        }
+        ok = js_get(ans, "ok");
+        const struct js *res = js_get(ans, "result");
+        const struct js *vs = js_get(res, "violations");
+        if (!ok || ok->type != JS_TRUE) {
+            fprintf(stderr, "%s: chunk %zu (events %zu-%zu):\n", progname, k, first, last - 1);
+            rc = report_error(pfile, js_get(ans, "error"), raw);
+            goto out;
+        }
+        if (!vs || vs->type != JS_ARRAY) {
+            fprintf(stderr, "%s: the runtime answered without a violation list\n", progname);
+            rc = EXIT_EVAL;
+            goto out;
+        }
+        if (o->json) {
+            printf("{\"chunk\":%zu,\"first_event\":%zu,\"result\":", k, first);
+            print_span(raw, res);
+            printf("}\n");
+        } else {
+            for (size_t i = 0; i < vs->len; i++) {
+                printf("chunk %zu (events %zu-%zu): ", k, first, last - 1);
+                print_violation(pfile, raw, total + i + 1, vs->items[i]);
+                putchar('\n');
+            }
+        }
+        total += vs->len;
+    }
+    if (!o->json)
+        printf("%zu violation%s in %zu event%s\n", total, total == 1 ? "" : "s", list->len,
+               list->len == 1 ? "" : "s");
+    rc = total > 0 ? EXIT_FOUND : EXIT_OK;
+out:
+    js_free(ans);
+    free(raw);
+    js_free(root);
+    free(text);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o;
@@ -558,6 +678,14 @@ int main(int argc, char **argv)
             o.emit_lua = 1;
         } else if (strcmp(a, "--json") == 0) {
             o.json = 1;
+        } else if (strcmp(a, "--chunk") == 0 || strncmp(a, "--chunk=", 8) == 0) {
+            const char *v = a[7] == '=' ? a + 8 : (i + 1 < argc ? argv[++i] : NULL);
+            char *end = NULL;
+            o.chunk = v ? strtol(v, &end, 10) : 0;
+            if (!v || *end || o.chunk < 1) {
+                fprintf(stderr, "%s: --chunk wants a positive number of events\n", progname);
+                return EXIT_INPUT;
+            }
         } else if (strcmp(a, "--language") == 0 || strncmp(a, "--language=", 11) == 0 ||
                    strcmp(a, "--param") == 0 || strncmp(a, "--param=", 8) == 0) {
             int is_lang = strncmp(a, "--language", 10) == 0;
@@ -607,6 +735,8 @@ int main(int argc, char **argv)
         rc = cmd_compile(&o);
     } else if (strcmp(cmd, "analyze") == 0) {
         rc = cmd_analyze(&o);
+    } else if (strcmp(cmd, "monitor") == 0) {
+        rc = cmd_monitor(&o);
     } else {
         fprintf(stderr, "%s: unknown command '%s' (see --help)\n", progname, cmd);
         return EXIT_INPUT;

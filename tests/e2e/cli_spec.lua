@@ -266,6 +266,74 @@ describe("vigil (command-line tool)", function()
    end)
 end)
 
+describe("vigil monitor", function()
+   setup(function()
+      local p = io.popen("mktemp -d")
+      tmpdir = p:read("l")
+      p:close()
+   end)
+   teardown(function()
+      if tmpdir and tmpdir:match("^/tmp/") then os.execute("rm -rf " .. sh_quote(tmpdir)) end
+   end)
+
+   local function keys_of_analyze(f, trace)
+      local _, out = run("analyze", "--json", f, trace, "--param", 'allowed=["ops@acme.io"]')
+      local ks = {}
+      for _, v in ipairs(cjson.decode(out).violations) do
+         -- the monitor contract: only violations that bind an event (a key with indices)
+         if not v.key:match("%(%)%)$") then ks[#ks + 1] = v.key end
+      end
+      table.sort(ks)
+      return ks
+   end
+   local function keys_of_monitor(f, trace, chunk)
+      local code, out, err = run("monitor", "--json", "--chunk", tostring(chunk), f, trace,
+         "--param", 'allowed=["ops@acme.io"]')
+      assert.truthy(code == 0 or code == 1, err)
+      local ks, seen = {}, 0
+      for line in out:gmatch("[^\n]+") do
+         local c = cjson.decode(line)
+         for _, v in ipairs(c.result.violations) do ks[#ks + 1] = v.key end
+         seen = c.result.events_seen
+      end
+      table.sort(ks)
+      return ks, seen, code
+   end
+
+   it("reports, over all chunks, the whole-trace violations that bind events (examples, chunks of 1, 3)", function()
+      local p = io.popen("ls examples/*.inv")
+      for f in p:lines() do
+         local trace = f:gsub("%.inv$", ".json")
+         local want = keys_of_analyze(f, trace)
+         local n = #cjson.decode(assert(io.open(trace)):read("a"))
+         for _, chunk in ipairs({ 1, 3 }) do
+            local got, seen, code = keys_of_monitor(f, trace, chunk)
+            assert.same(want, got, f .. " in chunks of " .. chunk)
+            assert.equal(n, seen, f)
+            assert.equal(#want > 0 and 1 or 0, code)
+         end
+      end
+      p:close()
+   end)
+   it("human output names the chunk; exit 0 without violations", function()
+      local code, out = run("monitor", "examples/curl-pipe-shell.inv", "examples/curl-pipe-shell.json")
+      assert.equal(1, code)
+      assert.truthy(out:find("chunk 4 (events 3-3): violation 1:", 1, true), out)
+      assert.truthy(out:find("1 violation in 7 events", 1, true), out)
+      local t = write("clean.json", '[{"role": "user", "content": "hi"}]')
+      code, out = run("monitor", "examples/curl-pipe-shell.inv", t)
+      assert.equal(0, code)
+      assert.truthy(out:find("0 violations in 1 event", 1, true), out)
+   end)
+   it("bad --chunk, bad files: exit 2", function()
+      local pol, tr = "examples/curl-pipe-shell.inv", "examples/curl-pipe-shell.json"
+      assert.equal(2, (run("monitor", "--chunk", "0", pol, tr)))
+      assert.equal(2, (run("monitor", "--chunk", "x", pol, tr)))
+      assert.equal(2, (run("monitor", "examples/curl-pipe-shell.inv")))
+      assert.equal(2, (run("monitor", "examples/curl-pipe-shell.inv", write("bad.json", "[1,"))))
+   end)
+end)
+
 -- The examples that talk to a server: examples/client.py (stdlib Python) and
 -- examples/curl-walkthrough.sh, against the real build/vigild on a free port.
 describe("examples against vigild", function()
