@@ -47,6 +47,23 @@ describe("diag", function()
       assert.equal("internal", st.diags[1].kind)
    end)
 
+   it("locations follow the reference's test_parser_errors (spec §11)", function()
+      local st = compiler.front(table.concat({
+         "from invariant.detectors import semgrep",
+         'raise CodeIssue("found", issue) if:',
+         "    (call: ToolCall)",
+         "    x := 12 + CodeIssue",
+         '    (issue: CodeIssue) in semgrep(call.function.arguments.code, lang="python")',
+         "      (other: CodeIssue) in semgrep(call, lang='python')",
+      }, "\n"))
+      assert.same({
+         { 2, 7, "unknown-identifier" },  -- the raise constructor: its callee
+         { 4, 15, "unknown-identifier" }, -- `12 + CodeIssue`: under the C
+         { 5, 6, "unknown-type" },        -- typed declaration: the variable name
+         { 6, 8, "unknown-type" },        -- irregularly indented line (6 // 4: same level): the name
+      }, helper.diag_triples(st.diags))
+   end)
+
    it("a syntax error stops the later passes", function()
       local st = compiler.front("raise 'x' if:\n    a b\n    *\n")
       assert.equal(1, #st.diags)
