@@ -18,6 +18,7 @@ static const struct http_route *routes;
 static size_t nroutes;
 static struct MHD_Daemon *daemon_;
 static size_t max_body = 16u << 20;
+static double rate_limit; /* requests/s per client address and per key; 0: off */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int inflight;
 
@@ -258,6 +259,67 @@ static void dispatch(struct rstate *st, struct http_resp *rs)
         http_err(rs, 404, "not_found", "no route for %s %s", rq->method, rq->path);
 }
 
+/* ---- rate limits: token buckets per client address and per bearer key ----
+ * A fixed table indexed by a hash of the identity; two identities that collide share a bucket
+ * (approximate, bounded memory). Burst = max(1, rate). */
+#define RL_SLOTS 4096
+struct bucket {
+    uint64_t id;
+    double tokens;
+    double t;
+};
+static struct bucket buckets_rl[RL_SLOTS];
+static pthread_mutex_t rl_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* 0 when allowed, else the seconds to wait. */
+static int rl_take(uint64_t id)
+{
+    double now = util_mono_ms() / 1000.0, burst = rate_limit < 1 ? 1 : rate_limit;
+    pthread_mutex_lock(&rl_mu);
+    struct bucket *b = &buckets_rl[id % RL_SLOTS];
+    if (b->id != id) {
+        b->id = id;
+        b->tokens = burst;
+        b->t = now;
+    }
+    b->tokens += (now - b->t) * rate_limit;
+    if (b->tokens > burst)
+        b->tokens = burst;
+    b->t = now;
+    int wait = 0;
+    if (b->tokens >= 1)
+        b->tokens -= 1;
+    else
+        wait = (int)((1 - b->tokens) / rate_limit) + 1;
+    pthread_mutex_unlock(&rl_mu);
+    return wait;
+}
+
+static int rate_limited(struct MHD_Connection *conn, const char *path)
+{
+    if (rate_limit <= 0 || 0 == strcmp(path, "/healthz") || 0 == strcmp(path, "/readyz") ||
+        0 == strcmp(path, "/metrics"))
+        return 0;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    int wait = 0;
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        uint64_t h = util_fnv1a(UTIL_FNV_INIT, "addr", 4);
+        if (sa->sa_family == AF_INET6)
+            h = util_fnv1a(h, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+        else
+            h = util_fnv1a(h, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        wait = rl_take(h);
+    }
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (!wait && auth) {
+        uint64_t h = util_fnv1a(UTIL_FNV_INIT, "key", 3);
+        wait = rl_take(util_fnv1a(h, auth, strlen(auth)));
+    }
+    return wait;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
@@ -288,6 +350,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         st->rq.path = st->pathbuf;
         st->rq.conn = conn;
         st->rq.route = -1;
+        int wait = rate_limited(conn, st->pathbuf);
+        if (wait) {
+            struct http_resp rs = {0};
+            http_err(&rs, 429, "rate_limited", "too many requests from this client; retry in %d s",
+                     wait);
+            rs.retry_after = wait;
+            return send_resp(conn, st, &rs);
+        }
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
@@ -371,6 +441,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 int http_start(const struct http_cfg *cfg, char *bound, size_t bound_size)
 {
     max_body = cfg->max_body;
+    rate_limit = cfg->rate;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG;
     if (cfg->addr.ss_family == AF_INET6)

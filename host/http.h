@@ -48,6 +48,7 @@ struct http_cfg {
     struct sockaddr_storage addr;
     socklen_t addr_len;
     size_t max_body;     /* bytes; larger bodies get 413 */
+    double rate;         /* requests per second per client address and per bearer key; 0: off */
     unsigned conn_limit; /* concurrent connections */
 };
 

@@ -40,6 +40,7 @@ struct config {
     long long max_queue;
     long long pool_size;
     long long max_connections;
+    long long rate;
     const char *log_level;
 };
 
@@ -85,6 +86,8 @@ static const struct opt opts[] = {
     {"--pool-size", "VIGIL_POOL_SIZE", K_INT, O(pool_size), "workers for stateless checks"},
     {"--max-connections", "VIGIL_MAX_CONNECTIONS", K_INT, O(max_connections),
      "concurrent HTTP connections"},
+    {"--rate-limit", "VIGIL_RATE_LIMIT", K_INT, O(rate),
+     "requests per second per client address and per API key (0: no limit)"},
     {"--openapi", "VIGIL_OPENAPI", K_STR, O(openapi), "OpenAPI document served at /openapi.json"},
     {"--log-level", "VIGIL_LOG_LEVEL", K_STR, O(log_level), "error, warn, info or debug"},
 };
@@ -441,6 +444,7 @@ int main(int argc, char **argv)
     struct http_cfg hc = {.addr = addr,
                           .addr_len = alen,
                           .max_body = (size_t)c.max_body,
+                          .rate = (double)c.rate,
                           .conn_limit = (unsigned)c.max_connections};
     char bound[96];
     if (http_start(&hc, bound, sizeof bound)) {

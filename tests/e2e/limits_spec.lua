@@ -60,3 +60,30 @@ describe("host limits", function()
       assert.equal(200, st)
    end)
 end)
+
+describe("rate limits", function()
+   local srv
+   setup(function() srv = H.start { args = { "--rate-limit", "5" }, db = ":memory:" } end)
+   teardown(function() if srv then srv:stop() end end)
+
+   it("answers 429 with Retry-After beyond --rate-limit requests per second per address", function()
+      local limited, hdr_seen = 0, nil
+      for _ = 1, 20 do
+         local st, j, _, hdr = srv:get("/v1/sessions/nosuch")
+         if st == 429 then
+            limited = limited + 1
+            assert.equal("rate_limited", j.error.code)
+            hdr_seen = hdr
+         else
+            assert.equal(404, st)
+         end
+      end
+      assert.truthy(limited >= 5, "limited " .. limited)
+      assert.truthy(hdr_seen:lower():find("retry%-after: %d+"))
+      for _ = 1, 10 do
+         assert.equal(200, (srv:get("/healthz")))
+      end
+      H.sleep(1.2)
+      assert.equal(404, (srv:get("/v1/sessions/nosuch")))
+   end)
+end)
