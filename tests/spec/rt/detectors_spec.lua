@@ -260,6 +260,13 @@ describe("copyright", function()
       assert.are.same({ "MIT_LICENSE", "COPYRIGHT" },
          plain(D.copyright(nil, A("MIT License\n\nCopyright (C) 2020 someone"))))
    end)
+   it("recognises a license file by its indented header", function()
+      local gpl = "                    GNU GENERAL PUBLIC LICENSE\n                       Version 3, 29 June 2007\n\n"
+         .. " Copyright (C) 2007 Free Software Foundation, Inc."
+      assert.are.same({ "GNU_GPL_V2", "COPYRIGHT" }, plain(D.copyright(nil, A(gpl))))
+      local apache = "                                 Apache License\n                           Version 2.0, January 2004\n"
+      assert.are.same({ "APACHE_LICENSE_2.0" }, plain(D.copyright(nil, A(apache))))
+   end)
    it("otherwise every license with half of its header tokens", function()
       assert.are.same({ "GNU_AGPL_V3", "GNU_GPL_V2", "GNU_LGPL_V3", "MIT_LICENSE" }, sorted(D.copyright(nil,
          A("This is GNU LESSER GENERAL PUBLIC License Version 3, 29 June 2007 text"))))

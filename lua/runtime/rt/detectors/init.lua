@@ -106,10 +106,12 @@ function D.copyright(_, args, kwargs)
    local out = {}
    for _, t in ipairs(texts(getarg(args, kwargs, 1, "data"))) do
       local s = vstr(t)
-      local stripped = pystrip(s)
+      -- the headers are the first lines of the license files, whose second line is indented
+      -- ("LICENSE\n                       Version 3, ..."): compare with line indentation removed
+      local stripped = sgsub(pystrip(s), "\n[ \t]+", "\n")
       local hit
       for _, lic in ipairs(LICENSES) do
-         local header = pystrip(tconcat(lic[2], " "))
+         local header = sgsub(pystrip(tconcat(lic[2], " ")), "\n[ \t]+", "\n")
          if ssub(stripped, 1, #header) == header then hit = lic[1]; break end
       end
       if hit then
