@@ -16,6 +16,8 @@
 #include "store.h"
 #include "util.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -675,7 +677,81 @@ out:
     json_decref(b);
 }
 
-/* ---- invariant-server, stateless era ---- */
+/* ---- invariant-server, stateless era ----
+ * Like invariant-server, answers are LRU-cached (128 entries) by request body unless the
+ * request says Cache-Control: no-cache. Bodies are compared in full (up to 1 MiB; larger ones
+ * are not cached). */
+
+#define CACHE_ENTRIES 128
+#define CACHE_MAX_BODY (1u << 20)
+struct centry {
+    int route;
+    uint64_t h;
+    char *body;
+    size_t blen;
+    char *resp;
+    size_t rlen;
+    unsigned long tick;
+};
+static struct centry cache[CACHE_ENTRIES];
+static unsigned long cache_tick;
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int cache_off(struct http_req *rq)
+{
+    const char *cc = http_header(rq, "Cache-Control");
+    return rq->body_len > CACHE_MAX_BODY || (cc && strstr(cc, "no-cache"));
+}
+
+static int cache_get(struct http_req *rq, int route, struct http_resp *rs)
+{
+    if (cache_off(rq))
+        return 0;
+    uint64_t h = util_fnv1a(UTIL_FNV_INIT, rq->body, rq->body_len);
+    int hit = 0;
+    pthread_mutex_lock(&cache_mu);
+    for (int i = 0; i < CACHE_ENTRIES && !hit; i++) {
+        struct centry *e = &cache[i];
+        if (e->body && e->route == route && e->h == h && e->blen == rq->body_len &&
+            0 == memcmp(e->body, rq->body, e->blen)) {
+            e->tick = ++cache_tick;
+            http_bytes(rs, 200, "application/json", e->resp, e->rlen);
+            hit = 1;
+        }
+    }
+    pthread_mutex_unlock(&cache_mu);
+    return hit;
+}
+
+static void cache_put(struct http_req *rq, int route, const struct http_resp *rs)
+{
+    if (rs->status != 200 || !rs->body || cache_off(rq))
+        return;
+    char *b = malloc(rq->body_len + 1), *r = malloc(rs->len + 1);
+    if (!b || !r) {
+        free(b);
+        free(r);
+        return;
+    }
+    memcpy(b, rq->body, rq->body_len);
+    memcpy(r, rs->body, rs->len);
+    pthread_mutex_lock(&cache_mu);
+    struct centry *victim = &cache[0];
+    for (int i = 0; i < CACHE_ENTRIES; i++) {
+        if (!cache[i].body) {
+            victim = &cache[i];
+            break;
+        }
+        if (cache[i].tick < victim->tick)
+            victim = &cache[i];
+    }
+    free(victim->body);
+    free(victim->resp);
+    *victim = (struct centry){
+        route,       util_fnv1a(UTIL_FNV_INIT, rq->body, rq->body_len), b, rq->body_len, r, rs->len,
+        ++cache_tick};
+    pthread_mutex_unlock(&cache_mu);
+}
 
 /* A failure inside the worker of the stateless invariant-server: 200 with the text. */
 static void text_error(struct http_resp *rs, json_t *err)
@@ -685,7 +761,7 @@ static void text_error(struct http_resp *rs, json_t *err)
     free(t);
 }
 
-static void c_api_policy_analyze(struct http_req *rq, struct http_resp *rs)
+static void api_policy_analyze(struct http_req *rq, struct http_resp *rs)
 {
     struct jscan sc;
     if (scan_object(rq, rs, &sc, 0))
@@ -724,7 +800,7 @@ static void array_inner(const struct jfield *f, const char **p, size_t *n)
     *n = (size_t)(e - s);
 }
 
-static void c_api_monitor_check(struct http_req *rq, struct http_resp *rs)
+static void api_monitor_check(struct http_req *rq, struct http_resp *rs)
 {
     struct jscan sc;
     if (scan_object(rq, rs, &sc, 0))
@@ -775,6 +851,22 @@ static void c_api_monitor_check(struct http_req *rq, struct http_resp *rs)
     char *req = finish(&w, &len, rs);
     if (req)
         wrap(NULL, req, len, "", "", text_error, rs);
+}
+
+static void c_api_policy_analyze(struct http_req *rq, struct http_resp *rs)
+{
+    if (cache_get(rq, 0, rs))
+        return;
+    api_policy_analyze(rq, rs);
+    cache_put(rq, 0, rs);
+}
+
+static void c_api_monitor_check(struct http_req *rq, struct http_resp *rs)
+{
+    if (cache_get(rq, 1, rs))
+        return;
+    api_monitor_check(rq, rs);
+    cache_put(rq, 1, rs);
 }
 
 /* ---- the hosted Guardrails API ---- */
