@@ -185,6 +185,16 @@ local function analyse(R)
       if v.whole_trace then nonmono = true end
    end
    an.nonmono = nonmono
+   -- equality hints: cond.eq = {a, key_fn_a, b, key_fn_b} (both typed variables of this rule)
+   local eqs = {}
+   for _, c in ipairs(R.conds) do
+      local q = c.eq
+      if type(q) == "table" and is_var[q[1]] and is_var[q[3]] and q[1] ~= q[3]
+         and type(q[2]) == "function" and type(q[4]) == "function" then
+         eqs[#eqs + 1] = { cond = c, a = q[1], fa = q[2], b = q[3], fb = q[4] }
+      end
+   end
+   an.eqs = eqs
    R._an = an
    return an
 end
@@ -422,6 +432,53 @@ local function plan_order(R, an, cands, outer_bound, restrict)
    return order
 end
 
+-- Hash keys that follow Python equality (1 == 1.0 == True, located strings as plain ones);
+-- nil for values that cannot be hashed this way (containers, events, NaN).
+local function eq_key(x)
+   local tx = type(x)
+   if tx == "string" then return x end
+   if tx == "number" then
+      if x ~= x then return nil end
+      return x -- Lua table keys already merge 1 and 1.0
+   end
+   if tx == "boolean" then return x and 1 or 0 end
+   if x == nil or x == None then return None end
+   local sx = value.str(x)
+   if sx then return sx end
+   return nil
+end
+
+-- The index of an equality hint over an open variable's candidates: key -> ascending candidate
+-- indices. Kept on the candidate list and extended when it grows (monitors). Returns nil when
+-- a key cannot be computed for some candidate (the engine then scans).
+local function eq_index(S, cand, h, side_name, side_fn, e)
+   cand.eqidx = cand.eqidx or {}
+   local ix = cand.eqidx[h.cond]
+   if ix == false then return nil end
+   if not ix then ix = { map = {}, n = 0 }; cand.eqidx[h.cond] = ix end
+   if ix.n < cand.n then
+      local c = S.ctx
+      local saved = e[side_name]
+      for ci = ix.n + 1, cand.n do
+         e[side_name] = cand.vals[ci]
+         c.marks = {}
+         local ok, k = pcall(side_fn, c, e)
+         local key = ok and eq_key(k)
+         if not ok or key == nil then
+            cand.eqidx[h.cond] = false
+            e[side_name] = saved
+            return nil
+         end
+         local l = ix.map[key]
+         if not l then l = {}; ix.map[key] = l end
+         l[#l + 1] = ci
+      end
+      e[side_name] = saved
+      ix.n = cand.n
+   end
+   return ix
+end
+
 -- solve(R, run, opts) -> array of models {b = bindings, marks = {...}, extra = {...}}
 -- opts.outer: outer bindings table (read-only), opts.limit: stop after n models,
 -- opts.restrict: name -> {lo, hi} index ranges into the open candidates (monitor semi-naive),
@@ -626,6 +683,21 @@ solve = function(R, run, opts)
       end
    end
 
+   -- equality hints usable at each step: the variable bound at the step is open, the other
+   -- side is bound earlier
+   local step_eq = {}
+   for _, h in ipairs(an.eqs) do
+      local ia, ib = pos_in[h.a], pos_in[h.b]
+      if ia and ib then
+         local late, early_fn, late_name, late_fn
+         if ia > ib then late, early_fn, late_name, late_fn = ia, h.fb, h.a, h.fa
+         else late, early_fn, late_name, late_fn = ib, h.fa, h.b, h.fb end
+         if order[late]._open and not step_eq[late] then
+            step_eq[late] = { h = h, early_fn = early_fn, late_name = late_name, late_fn = late_fn }
+         end
+      end
+   end
+
    local nvars = #order
    local models = {}
    local limit = opts.limit
@@ -723,7 +795,33 @@ solve = function(R, run, opts)
             -- non-event candidates in an order constraint
             for ci = lo, hi do seq_of(cand.vals[ci]) end
          end
-         for ci = lo, hi do
+         local list -- candidate indices from an equality index, or nil to scan lo..hi
+         local sq = step_eq[i]
+         if sq then
+            local ix = eq_index(S, cand, sq.h, sq.late_name, sq.late_fn, e)
+            if ix then
+               S.ctx.marks = {}
+               local ok, k = pcall(sq.early_fn, S.ctx, e)
+               local key = ok and eq_key(k)
+               if ok and key ~= nil then list = ix.map[key] or {} end
+            end
+         end
+         local first, last = lo, hi
+         if list then
+            -- the indices are ascending: binary search the window [lo, hi]
+            local a, b = 1, #list + 1
+            while a < b do
+               local m = (a + b) // 2
+               if list[m] >= lo then b = m else a = m + 1 end
+            end
+            first, last = a, #list
+         end
+         for pos = first, last do
+            local ci = pos
+            if list then
+               ci = list[pos]
+               if ci > hi then break end
+            end
             local x = cand.vals[ci]
             bind_value(i, v, x, cand, ci)
             local pass, mk = run_items(S, items, e)

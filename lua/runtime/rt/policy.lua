@@ -43,7 +43,8 @@ function M.normalize(spec)
    end
    for _, c in ipairs(spec.conds or {}) do
       R.conds[#R.conds + 1] = { reads = c.reads or {}, fn = c.fn, line = c.line, col = c.col,
-         pos = pos_of(c.line, c.col), nonmono = c.nonmono, whole_trace = c.whole_trace }
+         pos = pos_of(c.line, c.col), nonmono = c.nonmono, whole_trace = c.whole_trace,
+         eq = c.eq }
    end
    for _, o in ipairs(spec.order or spec.orders or {}) do
       R.orders[#R.orders + 1] = { op = o.op or "->", a = o.a, b = o.b, line = o.line, col = o.col,
@@ -474,6 +475,7 @@ function M.new_env(name)
       if opts then
          it.whole_trace = opts.whole_trace
          it.nonmono = opts.nonmono
+         it.eq = opts.eq
       end
       if type(fn) == "table" and fn.quant and fn.open then it.nonmono = true end
       return it

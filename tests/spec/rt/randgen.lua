@@ -123,6 +123,24 @@ function M.rule(rng, opts)
       fn = function(c, e) return (e[a].idx + e[b].idx) % 2 == 0 end }
     line = line + 1
   end
+  -- an equality join with a hint (names of calls, contents of messages/outputs)
+  if #names >= 2 and rng(1, 2) == 1 then
+    local i, j = rng(1, #names), rng(1, #names)
+    if i ~= j then
+      local a, b = names[i], names[j]
+      local function keyfn(v, T)
+        if T == "ToolCall" then
+          return function(c, e) return value.attr(value.attr(e[v], "function"), "name") end
+        end
+        return function(c, e) return value.attr(e[v], "content") end
+      end
+      local ka, kb = keyfn(a, types[i]), keyfn(b, types[j])
+      spec.conds[#spec.conds + 1] = { reads = { a, b }, line = line, col = 1, desc = "eq " .. a .. b,
+        eq = { a, ka, b, kb },
+        fn = function(c, e) return value.eq(ka(c, e), kb(c, e)) end }
+      line = line + 1
+    end
+  end
   -- a derived binding read by a condition
   if rng(1, 4) == 1 then
     local a = names[1]
