@@ -801,9 +801,9 @@ solve = function(R, run, opts)
             local ix = eq_index(S, cand, sq.h, sq.late_name, sq.late_fn, e)
             if ix then
                S.ctx.marks = {}
-               local ok, k = pcall(sq.early_fn, S.ctx, e)
-               local key = ok and eq_key(k)
-               if ok and key ~= nil then list = ix.map[key] or {} end
+               local okk, k = pcall(sq.early_fn, S.ctx, e)
+               local key = okk and eq_key(k)
+               if okk and key ~= nil then list = ix.map[key] or {} end
             end
          end
          local first, last = lo, hi
