@@ -630,7 +630,7 @@ function M.index(obj, key)
          if i < 0 or i >= n then raise("index", "string index out of range") end
          local c = M.cp_sub(s, i, i + 1)
          local l = M.loc(obj)
-         if l then return setmt({ s = c, loc = l, sub = i }, Str) end
+         if l then return setmt({ s = c, loc = l, sub = (getmt(obj) == Str and obj.sub or 0) + i }, Str) end
          return c
       end
       if is_list(obj) then
@@ -721,7 +721,7 @@ function M.iter(x)
       local l = M.loc(x)
       for _, c in utf8.codes(s) do
          local ch = utf8.char(c)
-         out[#out + 1] = l and setmt({ s = ch, loc = l, sub = i }, Str) or ch
+         out[#out + 1] = l and setmt({ s = ch, loc = l, sub = (getmt(x) == Str and x.sub or 0) + i }, Str) or ch
          i = i + 1
       end
       return out
