@@ -88,6 +88,86 @@ local function random_policy(rng)
    return table.concat(parts, sep)
 end
 
+-- Grammar-directed generator: syntactically valid policies (every construct, random nesting)
+-- whose names all resolve. The front half must accept them without any diagnostic.
+local function generated_policy(R)
+   local function pick(t) return t[R(#t)] end
+   local TYPES = { "Message", "ToolCall", "ToolOutput", "str", "Tool" }
+   local function expr(vars, d)
+      local k = R(d > 3 and 4 or 16)
+      if k == 1 then return tostring(R(0, 100)) end
+      if k == 2 then return pick { '"a"', "'b c'", 'r"\\d+"', '"x.*"', '"""m"l"""', "'''m'l'''" } end
+      if k == 3 then return #vars > 0 and pick(vars) or "None" end
+      if k == 4 then return pick { "True", "False", "None" } end
+      if k == 5 then
+         return expr(vars, d + 1) .. " " .. pick { "==", "!=", "<", ">", "<=", ">=", "in", "not in", "is",
+            "is not", "and", "or", "+", "-", "*", "/", "%", "**", "contains_only" } .. " " .. expr(vars, d + 1)
+      end
+      if k == 6 then return pick { "not ", "-", "+" } .. expr(vars, d + 1) end
+      if k == 7 then return "(" .. expr(vars, d + 1) .. ")" end
+      if k == 8 then
+         return "(" .. expr(vars, d + 1) .. ")." .. pick { "content", "role", "name", "lower()", "split(',')" }
+      end
+      if k == 9 then
+         return pick { "len", "any", "all", "min", "max", "sum", "find", "match", "text", "print", "tool_call",
+            "empty" } .. "(" .. expr(vars, d + 1) .. (R(2) == 1 and (", k=" .. expr(vars, d + 1)) or "") .. ")"
+      end
+      if k == 10 then return "[" .. expr(vars, d + 1) .. ", " .. expr(vars, d + 1) .. "]" end
+      if k == 11 then return "{" .. pick { "a", '"b"' } .. ": " .. expr(vars, d + 1) .. "}" end
+      if k == 12 then return expr(vars, d + 1) .. " if " .. expr(vars, d + 1) .. " else " .. expr(vars, d + 1) end
+      if k == 13 then
+         local v = "y" .. R(9)
+         local nv = { table.unpack(vars) }
+         nv[#nv + 1] = v
+         return "[" .. expr(nv, d + 1) .. " for " .. v .. " in (" .. expr(vars, d + 1) .. ")"
+            .. (R(2) == 1 and (" if (" .. expr(nv, d + 1) .. ")") or "") .. "]"
+      end
+      if k == 14 then return "(" .. expr(vars, d + 1) .. ")[" .. expr(vars, d + 1) .. "]" end
+      if k == 15 then
+         return (#vars > 0 and pick(vars) or "None") .. " is tool:" .. pick { "f", "send_email" }
+            .. (R(2) == 1 and '({a: "x", b: [*, 1], c: <EMAIL_ADDRESS>})' or "")
+      end
+      return "input." .. pick { "a", "b" }
+   end
+   local function body(vars, ind, depth, id)
+      local lines = {}
+      for _ = 1, R(1, 4) do
+         local k = R(depth > 1 and 3 or 5)
+         if k == 1 then
+            local v = "v" .. id[1]
+            id[1] = id[1] + 1
+            lines[#lines + 1] = ind .. "(" .. v .. ": " .. pick(TYPES) .. ")"
+               .. (R(3) == 1 and (" in " .. expr(vars, 0)) or "")
+
+            vars[#vars + 1] = v
+         elseif k == 2 then
+            local v = "d" .. id[1]
+            id[1] = id[1] + 1
+            lines[#lines + 1] = ind .. v .. " := " .. expr(vars, 0)
+            vars[#vars + 1] = v
+         elseif k == 3 then
+            lines[#lines + 1] = ind .. expr(vars, 0)
+         elseif k == 4 then
+            lines[#lines + 1] = ind .. pick { "forall:", "not forall:", "count(min=1):", "count(1, 3):" }
+            for _, l in ipairs(body({ table.unpack(vars) }, ind .. "    ", depth + 1, id)) do lines[#lines + 1] = l end
+         elseif #vars >= 2 then
+            lines[#lines + 1] = ind .. vars[R(#vars)] .. " " .. pick { "->", "~>" } .. " " .. vars[R(#vars)]
+         else
+            lines[#lines + 1] = ind .. "1"
+         end
+      end
+      return lines
+   end
+   local parts = { "from invariant import forall, count" }
+   if R(2) == 1 then parts[#parts + 1] = "C := " .. expr({}, 0) end
+   if R(2) == 1 then parts[#parts + 1] = "p(a: Message) :=\n" .. table.concat(body({ "a" }, "    ", 1, { 1 }), "\n") end
+   for _ = 1, R(1, 3) do
+      parts[#parts + 1] = "raise " .. pick { '"msg"', 'Violation("m", x=1)', 'PolicyViolation("m")' } .. " if:\n"
+         .. table.concat(body({}, "    ", 0, { 1 }), "\n")
+   end
+   return table.concat(parts, "\n")
+end
+
 describe("fuzz (seed " .. SEED .. ")", function()
    local corpus = {}
    for _, c in ipairs(helper.read_cases()) do corpus[#corpus + 1] = c.policy end
@@ -107,6 +187,28 @@ describe("fuzz (seed " .. SEED .. ")", function()
       local rng = math.random
       for i = 1, N // 3 do
          check(random_policy(rng), SEED + 1, "random #" .. i)
+      end
+   end)
+
+   it("grammar-generated valid policies pass the front half cleanly and compile", function()
+      math.randomseed(SEED + 2)
+      local rng = math.random
+      for i = 1, N // 3 do
+         local src = generated_policy(rng)
+         check(src, SEED + 2, "generated #" .. i)
+         local st = compiler.front(src)
+         if st.diags[1] then
+            local d = st.diags[1]
+            error(string.format("valid policy rejected: %d:%d %s (seed %d, generated #%d)\n%s", d.line, d.column,
+               d.message, SEED + 2, i, src), 0)
+         end
+         local _, diags = compiler.compile(src, "=policy:gen")
+         for _, d in ipairs(diags or {}) do
+            if d.kind == "internal" then
+               error(string.format("compile(): internal error %s (seed %d, generated #%d)\n%s", d.message,
+                  SEED + 2, i, src), 0)
+            end
+         end
       end
    end)
 
