@@ -40,6 +40,16 @@ local TRACE = cjson.encode({
    { role = "assistant", content = "I will start a wire transfer today." },
    { role = "assistant", content = "Done." },
 })
+-- the violation keys each example trace must give (examples/README.md: exactly one each)
+local EXAMPLE_KEYS = {
+   ["allowed-recipients"] = { "(0, (1,))" },
+   ["curl-pipe-shell"] = { "(0, (3,))" },
+   ["email-after-inbox"] = { "(0, (2, 6))" },
+   ["exfiltration-after-secrets"] = { "(0, (1, 5))" },
+   ["failed-logins"] = { "(0, ())" },
+   ["secrets-in-tool-output"] = { "(0, (2,))" },
+   ["web-instructions-to-shell"] = { "(0, (0, 3, 2))" },
+}
 local CLEAN = cjson.encode({ { role = "user", content = "hello" }, { role = "assistant", content = "hi" } })
 
 describe("vigil (command-line tool)", function()
@@ -258,6 +268,12 @@ describe("vigil (command-line tool)", function()
             for _, v in ipairs(doc.violations) do
                assert.is_string(v.key)
                assert.is_table(v.ranges)
+            end
+            local want = EXAMPLE_KEYS[f:match("([^/]+)%.inv$")]
+            if want then
+               local got = {}
+               for _, v in ipairs(doc.violations) do got[#got + 1] = v.key end
+               assert.same(want, got, f)
             end
          end
          p:close()
