@@ -48,6 +48,7 @@ local EXAMPLE_KEYS = {
    ["exfiltration-after-secrets"] = { "(0, (1, 5))" },
    ["failed-logins"] = { "(0, ())" },
    ["secrets-in-tool-output"] = { "(0, (2,))" },
+   ["untrusted-links"] = { "(0, (2, -1))" }, -- a str variable has index -1, as in the reference
    ["web-instructions-to-shell"] = { "(0, (0, 3, 2))" },
 }
 local CLEAN = cjson.encode({ { role = "user", content = "hello" }, { role = "assistant", content = "hi" } })
