@@ -122,7 +122,20 @@ function Server:log()
 end
 
 -- Sends sig (default TERM) and waits up to timeout seconds; true when the process exited.
-function Server:stop(sig, timeout)
+-- The server's directory (logs, database) is removed unless keep or VIGIL_E2E_KEEP=1.
+function Server:stop(sig, timeout, keep)
+   if not keep and not os.getenv("VIGIL_E2E_KEEP") and not self.opts.dir then
+      self.cleanup = true
+   end
+   local ok = self:_stop(sig, timeout)
+   if self.cleanup then
+      self.cleanup = nil
+      os.execute("rm -rf " .. sh_quote(self.dir))
+   end
+   return ok
+end
+
+function Server:_stop(sig, timeout)
    if not self.pid then return true end
    os.execute(string.format("kill -%s %d 2>/dev/null", sig or "TERM", self.pid))
    for _ = 1, math.floor((timeout or 10) / 0.05) do
@@ -139,7 +152,7 @@ end
 
 -- Restarts on the same database and directory.
 function Server:restart()
-   self:stop()
+   self:stop(nil, nil, true)
    local o = {}
    for k, v in pairs(self.opts) do o[k] = v end
    o.dir, o.db = self.dir, self.db

@@ -26,7 +26,7 @@ describe("graceful shutdown", function()
          H.quote(srv.dir .. "/slow.json"), srv.base, sid, H.quote(out)))
       H.sleep(0.15)
       local pid = srv.pid
-      assert.is_true(srv:stop("TERM", 20))
+      assert.is_true(srv:stop("TERM", 20, true))
       assert.equal("200", H.slurp(out .. ".status"))
       assert.equal(1, H.json.decode(H.slurp(out)).value)
       local log = H.slurp(srv.stderr)
@@ -36,6 +36,7 @@ describe("graceful shutdown", function()
       H.sleep(0.2)
       assert.is_false(H.alive(w))
       for _, p in ipairs(zyg) do assert.is_false(H.alive(p), "descendant " .. p) end
+      srv:stop()
    end)
 end)
 
@@ -99,7 +100,7 @@ describe("restart on the same database", function()
 
    it("drops sessions whose ttl passed while it was down", function()
       srv:session { id = "shortlived", ttl = 1 }
-      srv:stop()
+      srv:stop(nil, nil, true)
       H.sleep(1.5)
       srv:restart()
       assert.equal(404, (srv:get("/v1/sessions/shortlived")))
