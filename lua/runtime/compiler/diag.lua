@@ -3,6 +3,9 @@
 --   {code="E201", kind="unknown-identifier", line=3, column=5, message="Failed to resolve identifier msg"}
 --
 -- line/column: 1-based, in the policy as the client sent it, column in characters (code points).
+-- Order (compiler.run_until / front / compile): the reference's order, so that the first
+-- diagnostic is the one the reference reports first (see M.sorted); only one syntax error.
+
 -- Codes and kinds:
 --   E000 internal               a bug in the compiler (never expected)
 --   E101 syntax                 the first syntax error only; message "expected X but found Y"
@@ -58,15 +61,54 @@ function M.has_fatal(diags)
    return false
 end
 
--- Stable sort by (line, column), duplicates (same code, line, column, message) removed.
-function M.sorted(diags)
+-- Phases of the reference's reporting order: what it raises as an exception comes alone and
+-- first (duplicates from the parser, then identifiers inside patterns from the type checker),
+-- then the type-resolution errors of all declarations, then everything else in traversal order,
+-- then import (linking) failures.
+local PHASE = { ["duplicate-declaration"] = -2, ["identifier-in-pattern"] = -1, ["unknown-type"] = 0,
+   ["unknown-module"] = 2, ["unknown-import"] = 2 }
+
+local function before(l1, c1, l2, c2)
+   return l1 < l2 or (l1 == l2 and c1 < c2)
+end
+
+-- Traversal key of a position: index of the top-level statement holding it, and 1 when it lies in
+-- a rule's raise target (the reference checks a rule's body before its raise target).
+local function traversal_key(stmts, line, col)
+   local idx = 0
+   for i, s in ipairs(stmts) do
+      if before(line, col, s.line, s.col) then break end
+      idx = i
+   end
+   local s = stmts[idx]
+   local tail = 0
+   if s and s.tag == "Rule" and s.body[1] and before(line, col, s.body[1].line, s.body[1].col) then tail = 1 end
+   return idx, tail
+end
+
+-- Stable sort, duplicates (same code, line, column, message) removed. Without `policy`, by
+-- (line, column). With the Policy AST, in the reference's order (so that the first diagnostic is
+-- the one the reference reports first): PHASE, then statement, body before raise target, then
+-- position.
+function M.sorted(diags, policy)
    local items = {}
-   for i, d in ipairs(diags) do items[i] = { d = d, i = i } end
+   for i, d in ipairs(diags) do
+      local it = { d = d, i = i, phase = 0, stmt = 0, tail = 0 }
+      if policy and policy.stmts then
+         it.phase = PHASE[d.kind] or 1
+         it.stmt, it.tail = traversal_key(policy.stmts, d.line, d.column)
+      end
+      items[i] = it
+   end
    sort(items, function(a, b)
+      if a.phase ~= b.phase then return a.phase < b.phase end
+      if a.stmt ~= b.stmt then return a.stmt < b.stmt end
+      if a.tail ~= b.tail then return a.tail < b.tail end
       if a.d.line ~= b.d.line then return a.d.line < b.d.line end
       if a.d.column ~= b.d.column then return a.d.column < b.d.column end
       return a.i < b.i
    end)
+
    local out, seen = {}, {}
    for _, it in ipairs(items) do
       local d = it.d

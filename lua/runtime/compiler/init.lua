@@ -62,7 +62,7 @@ function M.run_until(pass_name, src, chunkname, opts)
       return state
    end
    run_passes(state, last)
-   state.diags = diag.sorted(state.diags)
+   state.diags = diag.sorted(state.diags, state.ast)
    return state
 end
 

@@ -12,7 +12,7 @@ describe("diag", function()
       assert.equal("p.inv:3:5: Failed to resolve identifier x", diag.format(d, "p.inv"))
    end)
 
-   it("sorts by position (stable) and removes duplicates", function()
+   it("without an AST: sorts by position (stable) and removes duplicates", function()
       local a = diag.new("E201", "k", 2, 1, "a")
       local b = diag.new("E201", "k", 1, 9, "b")
       local c = diag.new("E202", "k", 1, 9, "c")
@@ -57,10 +57,10 @@ describe("diag", function()
          "      (other: CodeIssue) in semgrep(call, lang='python')",
       }, "\n"))
       assert.same({
-         { 2, 7, "unknown-identifier" },  -- the raise constructor: its callee
-         { 4, 15, "unknown-identifier" }, -- `12 + CodeIssue`: under the C
          { 5, 6, "unknown-type" },        -- typed declaration: the variable name
          { 6, 8, "unknown-type" },        -- irregularly indented line (6 // 4: same level): the name
+         { 4, 15, "unknown-identifier" }, -- `12 + CodeIssue`: under the C
+         { 2, 7, "unknown-identifier" },  -- the raise constructor: its callee (after the body)
       }, helper.diag_triples(st.diags))
    end)
 

@@ -198,13 +198,24 @@ describe("snippets", function()
       assert.equal(1, #st.diags)
    end)
 
-   it("semantic errors are all collected, in source order", function()
+   it("semantic errors are all collected, in the reference's order (spec §11)", function()
+      -- type errors first, then traversal order: statements in order, a rule's body before its
+      -- raise target (the reference's test example: unknown type, constant, body, raise)
       local st = helper.front("X := undefined_a\nraise Violation(undefined_c) if:\n    (m: Nope)\n    undefined_b == 1\n")
       assert.same({
-         { 1, 6, "unknown-identifier" },
-         { 2, 17, "unknown-identifier" },
          { 3, 6, "unknown-type" },
+         { 1, 6, "unknown-identifier" },
          { 4, 5, "unknown-identifier" },
+         { 2, 17, "unknown-identifier" },
+      }, helper.diag_triples(st.diags))
+   end)
+
+   it("exceptions of the reference come first: duplicates, then identifiers in patterns", function()
+      local st = helper.front("raise 'x' if:\n    nope\n    (c: ToolCall)\n    c is tool:f({a: b})\n    (c: ToolCall)\n")
+      assert.same({
+         { 5, 6, "duplicate-declaration" },
+         { 4, 21, "identifier-in-pattern" },
+         { 2, 5, "unknown-identifier" },
       }, helper.diag_triples(st.diags))
    end)
 
