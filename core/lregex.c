@@ -37,10 +37,13 @@
 static const char RX_MT[] = "vregex.rx";
 
 struct rx {
-    pcre2_code *code;
+    pcre2_code *code;    /* strict UTF: one validity check per call, then PCRE2_NO_UTF_CHECK */
+    pcre2_code *code_iu; /* PCRE2_MATCH_INVALID_UTF variant, compiled on the first subject that
+                            is not valid UTF-8 (slower: it cannot skip per-call scanning) */
     pcre2_match_data *md;
     pcre2_match_context *mctx;
     uint32_t ngroups;
+    uint32_t opts; /* compile options */
 };
 
 static struct rx *check_rx(lua_State *L)
@@ -57,6 +60,8 @@ static int l_gc(lua_State *L)
     pcre2_match_data_free(rx->md);
     pcre2_match_context_free(rx->mctx);
     pcre2_code_free(rx->code);
+    pcre2_code_free(rx->code_iu);
+    rx->code_iu = NULL;
     rx->md = NULL;
     rx->mctx = NULL;
     rx->code = NULL;
@@ -219,9 +224,11 @@ static int l_compile(lua_State *L)
         }
     }
     tpat = lua_tolstring(L, -1, &tlen);
-    rx = lua_newuserdatauv(L, sizeof(*rx), 0); /* push rx */
+    rx = lua_newuserdatauv(L, sizeof(*rx), 1); /* push rx */
     memset(rx, 0, sizeof(*rx));
     luaL_setmetatable(L, RX_MT);
+    lua_pushvalue(L, -2);        /* push translated pattern */
+    lua_setiuservalue(L, -2, 1); /* pop: kept for the invalid-UTF variant */
 
     /* From here to the end of the block nothing raises: cctx is freed before any push. */
     cctx = pcre2_compile_context_create(NULL);
@@ -240,6 +247,7 @@ static int l_compile(lua_State *L)
         return 2;
     }
     rx->code = code; /* owned by rx from now on */
+    rx->opts = opts;
     rx->md = pcre2_match_data_create_from_pattern(code, NULL);
     rx->mctx = pcre2_match_context_create(NULL);
     if (rx->md == NULL || rx->mctx == NULL)
@@ -252,10 +260,52 @@ static int l_compile(lua_State *L)
     return 1;
 }
 
-/* Runs one match; returns the pcre2 result code (> 0 match, NOMATCH, or an error). */
-static int run(struct rx *rx, const char *s, size_t len, size_t init, uint32_t opts)
+static int is_utf_error(int rc)
 {
-    return pcre2_match(rx->code, (PCRE2_SPTR)s, len, init, opts, rx->md, rx->mctx);
+    return rc <= PCRE2_ERROR_UTF8_ERR1 && rc >= PCRE2_ERROR_UTF8_ERR21;
+}
+
+/* The PCRE2_MATCH_INVALID_UTF variant of rx (compiled on first use; NULL if that fails).  The rx
+ * must be at stack index 1. */
+static pcre2_code *invalid_utf_code(lua_State *L, struct rx *rx)
+{
+    if (rx->code_iu == NULL) {
+        size_t tlen;
+        const char *tpat;
+        int errcode = 0;
+        PCRE2_SIZE erroff = 0;
+        pcre2_compile_context *cctx;
+        lua_getiuservalue(L, 1, 1); /* push translated pattern */
+        tpat = lua_tolstring(L, -1, &tlen);
+        cctx = pcre2_compile_context_create(NULL);
+        if (cctx != NULL) {
+            pcre2_set_newline(cctx, PCRE2_NEWLINE_LF);
+            pcre2_set_parens_nest_limit(cctx, 250);
+        }
+        rx->code_iu = pcre2_compile((PCRE2_SPTR)tpat, tlen, rx->opts | PCRE2_MATCH_INVALID_UTF,
+                                    &errcode, &erroff, cctx);
+        pcre2_compile_context_free(cctx);
+        lua_pop(L, 1); /* pop pattern */
+    }
+    return rx->code_iu;
+}
+
+/* Runs one match; returns the pcre2 result code (> 0 match, NOMATCH, or an error).  `*iu` says
+ * whether the invalid-UTF variant is in use (set on the first UTF error; then sticky). */
+static int run(lua_State *L, struct rx *rx, const char *s, size_t len, size_t init, uint32_t opts,
+               int *iu)
+{
+    int rc;
+    if (!*iu) {
+        rc = pcre2_match(rx->code, (PCRE2_SPTR)s, len, init, opts, rx->md, rx->mctx);
+        if (!is_utf_error(rc))
+            return rc;
+        *iu = 1;
+    }
+    if (invalid_utf_code(L, rx) == NULL)
+        return PCRE2_ERROR_UTF8_ERR1;
+    opts &= ~(uint32_t)PCRE2_NO_UTF_CHECK;
+    return pcre2_match(rx->code_iu, (PCRE2_SPTR)s, len, init, opts, rx->md, rx->mctx);
 }
 
 /* Pushes an error (nil, message) for a failed match and returns 2. */
@@ -303,7 +353,8 @@ static int match_common(lua_State *L, uint32_t opts)
     size_t len;
     const char *s = luaL_checklstring(L, 2, &len);
     size_t init = check_init(L, 3, len);
-    int rc = run(rx, s, len, init, opts);
+    int iu = 0;
+    int rc = run(L, rx, s, len, init, opts, &iu);
     PCRE2_SIZE *ov;
     if (rc == PCRE2_ERROR_NOMATCH) {
         lua_pushnil(L);
@@ -339,9 +390,10 @@ static int l_find_all(lua_State *L)
     size_t pos = check_init(L, 3, len);
     uint32_t opts = 0;
     lua_Integer n = 0;
+    int iu = 0;
     lua_newtable(L); /* push result list */
     for (;;) {
-        int rc = run(rx, s, len, pos, opts);
+        int rc = run(L, rx, s, len, pos, opts, &iu);
         PCRE2_SIZE *ov;
         if (rc == PCRE2_ERROR_NOMATCH)
             break;
@@ -355,10 +407,10 @@ static int l_find_all(lua_State *L)
             if (ov[1] >= len)
                 break;
             pos = ov[1];
-            opts = PCRE2_NOTEMPTY_ATSTART;
+            opts = PCRE2_NOTEMPTY_ATSTART | PCRE2_NO_UTF_CHECK;
         } else {
             pos = ov[1];
-            opts = 0;
+            opts = PCRE2_NO_UTF_CHECK; /* the subject was checked by the first call */
         }
     }
     return 1;

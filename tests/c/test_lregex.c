@@ -50,6 +50,11 @@ int main(void)
           "find_all with UTF-8 word characters");
     check(L, "return not pcall(vregex.compile('a', '').match, vregex.compile('a', ''), 'a', 9)",
           "init out of range raises");
+    check(L,
+          "local rx = vregex.compile('\\\\d+', '') local l = rx:find_all('1 \\255 22 333', 0)"
+          " local s = rx:search('x\\255 7', 0) collectgarbage()"
+          " return #l == 3 and l[3][1] == 7 and s == 3",
+          "subjects with invalid UTF-8 still match (invalid-UTF variant)");
 
     lua_close(L);
     return done_testing();
