@@ -46,6 +46,13 @@ if want spec && [ -n "$(find tests/spec -name "*_spec.lua" 2>/dev/null)" ]; then
 fi
 if want conformance && [ -f tests/conformance/run.lua ]; then
     run_suite conformance $LUA tests/conformance/run.lua ../shared/conformance/cases
+    # differential checks with fixed seeds (about a second): planner vs naive enumeration on
+    # random rules and on the suite's cases, monitors vs analyze of each prefix
+    if [ -f tests/conformance/random_diff.lua ]; then
+        run_suite conformance-random $LUA tests/conformance/random_diff.lua 1 300
+        run_suite conformance-naive $LUA tests/conformance/naive_diff.lua ../shared/conformance/cases 1 2
+        run_suite conformance-monitor $LUA tests/conformance/monitor_diff.lua ../shared/conformance/cases 1 2
+    fi
 fi
 if want e2e && [ -d tests/e2e ] && ls tests/e2e/*_spec.lua >/dev/null 2>&1; then
     run_suite e2e $BUSTED -o TAP tests/e2e
