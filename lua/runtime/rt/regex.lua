@@ -2,7 +2,7 @@
 -- Compiled patterns are cached (bounded); results use 0-based code-point offsets, end exclusive.
 -- An invalid pattern or a pattern that exceeds the match limits raises the runtime error kind
 -- "regex" (rt.error).
-local require, tostring, next = require, tostring, next
+local require, tostring = require, tostring
 local vregex = require "vregex"
 local rterror = require "rt.error"
 local text = require "rt.text"
@@ -12,7 +12,7 @@ local M = {}
 _ENV = nil
 
 local MAX_CACHE = 512
-local cache, cache_n = {}, 0
+local cache, cache_n = {}, 0 -- cache[flags][pattern] = rx (no key string built per lookup)
 
 local function fail(msg)
    rterror.raise("regex", msg)
@@ -21,18 +21,18 @@ end
 -- Compiled pattern for (pattern, flags); raises kind "regex" when invalid.
 local function compile(pattern, flags)
    flags = flags or ""
-   local key = flags .. "\0" .. pattern
-   local rx = cache[key]
+   local byflags = cache[flags]
+   local rx = byflags and byflags[pattern]
    if rx then return rx end
    local err
    rx, err = vregex.compile(pattern, flags)
    if not rx then fail("invalid regular expression " .. pattern .. ": " .. tostring(err)) end
    if cache_n >= MAX_CACHE then
       -- drop everything: simple, bounded, and patterns of one policy recompile cheaply
-      while next(cache) do cache[next(cache)] = nil end
-      cache_n = 0
+      cache, cache_n, byflags = {}, 0, nil
    end
-   cache[key] = rx
+   if not byflags then byflags = {}; cache[flags] = byflags end
+   byflags[pattern] = rx
    cache_n = cache_n + 1
    return rx
 end
