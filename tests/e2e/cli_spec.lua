@@ -351,6 +351,113 @@ describe("vigil monitor", function()
    end)
 end)
 
+-- The benchmark rules (bench/rules/*.inv) on generated traces: the engine's violation keys
+-- equal a brute-force enumeration written here directly from the rules' meaning.
+describe("bench rules against a brute-force count", function()
+   setup(function()
+      local p = io.popen("mktemp -d")
+      tmpdir = p:read("l")
+      p:close()
+   end)
+   teardown(function()
+      if tmpdir and tmpdir:match("^/tmp/") then os.execute("rm -rf " .. sh_quote(tmpdir)) end
+   end)
+
+   -- flattened events: {idx=trace index, seq=position, kind=, ev=, call=linked call}
+   local function flatten(trace)
+      local flat, calls = {}, {}
+      for i, e in ipairs(trace) do
+         if e.tool_calls and e.tool_calls ~= cjson.null then
+            flat[#flat + 1] = { idx = i - 1, kind = "Message", ev = e }
+            for k, c in ipairs(e.tool_calls) do
+               flat[#flat + 1] = { idx = i - 1, kind = "ToolCall", ev = c, k = k - 1 }
+               calls[c.id] = c
+            end
+         elseif e.role == "tool" then
+            flat[#flat + 1] = { idx = i - 1, kind = "ToolOutput", ev = e, call = calls[e.tool_call_id] }
+         else
+            flat[#flat + 1] = { idx = i - 1, kind = "Message", ev = e }
+         end
+      end
+      return flat
+   end
+   local function is_call(x, name) return x.kind == "ToolCall" and x.ev["function"].name == name end
+   local function arg(x, k) return x.ev["function"].arguments[k] end
+   -- a model as "name=idx ..." in the rule's variable order (keys order variables differently)
+   local VARS = { content = { "out" }, flow2 = { "read", "post" }, flow3 = { "page", "cmd", "mail" } }
+   local function key(...)
+      return table.concat({ ... }, " ")
+   end
+
+   local brute = {
+      content = function(flat)
+         local ks = {}
+         for _, o in ipairs(flat) do
+            if o.kind == "ToolOutput" and o.ev.content:find("BEGIN RSA PRIVATE KEY", 1, true) then
+               ks[#ks + 1] = key(o.idx)
+            end
+         end
+         return ks
+      end,
+      flow2 = function(flat)
+         local ks = {}
+         for i, r in ipairs(flat) do
+            if is_call(r, "read_file") and arg(r, "path"):match("%.env$") then
+               for j = i + 1, #flat do
+                  local q = flat[j]
+                  if is_call(q, "http_post") and arg(q, "url"):match("^https://paste%.") then
+                     ks[#ks + 1] = key(r.idx, q.idx)
+                  end
+               end
+            end
+         end
+         return ks
+      end,
+      flow3 = function(flat)
+         local ks = {}
+         for i, pg in ipairs(flat) do
+            if pg.kind == "ToolOutput" and pg.call and pg.call["function"].name == "browse"
+               and pg.ev.content:find("run this command", 1, true) then
+               for j = i + 1, #flat do
+                  local c = flat[j]
+                  if is_call(c, "run_shell") and arg(c, "command"):match("^curl .*|%s*b?a?sh$") then
+                     for k = j + 1, #flat do
+                        local m = flat[k]
+                        if is_call(m, "send_email") and not arg(m, "to"):match("@acme%.io$") then
+                           ks[#ks + 1] = key(pg.idx, c.idx, m.idx)
+                        end
+                     end
+                  end
+               end
+            end
+         end
+         return ks
+      end,
+   }
+
+   for _, n in ipairs({ 1000, 4000 }) do
+      for _, rule in ipairs({ "content", "flow2", "flow3" }) do
+         it(rule .. " on " .. n .. " generated events", function()
+            local tf = tmpdir .. "/trace" .. n .. ".json"
+            os.execute(string.format("lua5.4 bench/gen_trace.lua %d 7 > %s", n, sh_quote(tf)))
+            local trace = cjson.decode(assert(io.open(tf)):read("a"))
+            local want = brute[rule](flatten(trace))
+            local code, out, err = run("analyze", "--json", "bench/rules/" .. rule .. ".inv", tf)
+            assert.truthy(code == 0 or code == 1, err)
+            local got = {}
+            for _, v in ipairs(cjson.decode(out).violations) do
+               local t = {}
+               for i, name in ipairs(VARS[rule]) do t[i] = math.tointeger(v.bindings[name]) end
+               got[#got + 1] = key(table.unpack(t))
+            end
+            table.sort(want)
+            table.sort(got)
+            assert.same(want, got)
+         end)
+      end
+   end
+end)
+
 -- The examples that talk to a server: examples/client.py (stdlib Python) and
 -- examples/curl-walkthrough.sh, against the real build/vigild on a free port.
 describe("examples against vigild", function()
