@@ -51,10 +51,14 @@ end
 local TYPES = { "Message", "ToolCall", "ToolOutput" }
 local ONE = {
    Message = { '%s.role == "user"', '%s.role == "assistant"', '%s.content is not None and "e" in %s.content',
-      'len(%s.tool_calls) > 0', '%s.content is None' },
+      'len(%s.tool_calls) > 0', '%s.content is None',
+      '%s.content is not None and any(find("[aeiou]", %s.content))',
+      'any([c.function.name == "read" for c in %s.tool_calls])',
+      '("a" in %s.content if %s.content is not None else False)' },
    ToolCall = { '%s is tool:read', '%s is tool:send', '%s.function.arguments.k == 1', '%s.function.arguments.k > 0',
       '"e" in %s.function.arguments.s', '%s is tool:fetch({s: "a.*"})' },
-   ToolOutput = { '"secret" in %s.content', '%s is tool:read', 'tool_call(%s) is not None', '"a" in %s.content' },
+   ToolOutput = { '"secret" in %s.content', '%s is tool:read', 'tool_call(%s) is not None', '"a" in %s.content',
+      'len(find("e", %s.content)) >= 2', '%s.content.split(" ")[0] in ["alpha", "beta"]' },
 }
 
 local function random_policy()
