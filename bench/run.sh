@@ -11,7 +11,8 @@
 #   b) POST /v1/sessions latency, median and p99 over 1,000 (each session deleted, untimed)
 #   c) round trip of a trivial request: GET /healthz and POST /v1/sessions/{sid}/eval through a
 #      warm worker, median over 10,000
-#   d) RSS / Pss of an idle session worker (worker_pid from GET /v1/sessions/{sid})
+#   d) RSS / Pss of an idle session worker (worker_pid from GET /v1/sessions/{sid}), fresh and
+#      after the 10,000 eval requests of c)
 #   e) a monitor fed a 10,000-event trace in chunks of 1 and of 10, per rule: median chunk time
 #      at history ~100 and ~10,000, and the total
 #   f) compile time of a 5-rule and a 100-rule policy: in-process (lua5.4 + require "compiler")
