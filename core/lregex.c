@@ -347,7 +347,7 @@ static size_t check_init(lua_State *L, int idx, size_t len)
 }
 
 /* Shared body of match/search: returns start, stop, spans | nil | nil, err. */
-static int match_common(lua_State *L, uint32_t opts)
+static int match_common(lua_State *L, uint32_t opts, int spans)
 {
     struct rx *rx = check_rx(L);
     size_t len;
@@ -365,6 +365,8 @@ static int match_common(lua_State *L, uint32_t opts)
     ov = pcre2_get_ovector_pointer(rx->md);
     lua_pushinteger(L, (lua_Integer)ov[0]);
     lua_pushinteger(L, (lua_Integer)ov[1]);
+    if (!spans)
+        return 2;
     push_spans(L, rx);
     return 3;
 }
@@ -372,13 +374,25 @@ static int match_common(lua_State *L, uint32_t opts)
 /* rx:match(s [, init]) -- anchored at init (Python re.match). */
 static int l_match(lua_State *L)
 {
-    return match_common(L, PCRE2_ANCHORED);
+    return match_common(L, PCRE2_ANCHORED, 1);
+}
+
+/* rx:match_span(s [, init]) -- as match, without the group table (start, stop only). */
+static int l_match_span(lua_State *L)
+{
+    return match_common(L, PCRE2_ANCHORED, 0);
+}
+
+/* rx:search_span(s [, init]) -- as search, without the group table. */
+static int l_search_span(lua_State *L)
+{
+    return match_common(L, 0, 0);
 }
 
 /* rx:search(s [, init]) -- first match at or after init (Python re.search). */
 static int l_search(lua_State *L)
 {
-    return match_common(L, 0);
+    return match_common(L, 0, 1);
 }
 
 /* rx:find_all(s [, init]) -> { spans, ... } | nil, err -- non-overlapping (Python finditer). */
@@ -453,6 +467,8 @@ static int l_escape(lua_State *L)
 
 static const luaL_Reg rx_methods[] = {{"match", l_match},
                                       {"search", l_search},
+                                      {"match_span", l_match_span},
+                                      {"search_span", l_search_span},
                                       {"find_all", l_find_all},
                                       {"groups", l_groups},
                                       {NULL, NULL}};

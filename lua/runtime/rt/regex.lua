@@ -128,7 +128,7 @@ end
 -- Boolean Python re.match (no match object).
 function M.test_match(pattern, s, flags)
    local rx = compile(pattern, flags)
-   local bs, be = rx:match(s, 0)
+   local bs, be = rx:match_span(s, 0)
    if bs == nil then check(bs, be); return false end
    return true
 end
@@ -136,7 +136,7 @@ end
 -- Boolean Python re.search.
 function M.test_search(pattern, s, flags)
    local rx = compile(pattern, flags)
-   local bs, be = rx:search(s, 0)
+   local bs, be = rx:search_span(s, 0)
    if bs == nil then check(bs, be); return false end
    return true
 end
