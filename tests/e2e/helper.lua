@@ -114,7 +114,8 @@ function H.start(opts)
    end
    assert(port, "vigild did not report its port; stderr:\n" .. (slurp(err) or ""))
    return setmetatable({ pid = pid, port = tonumber(port), dir = dir, db = db, stdout = out,
-      stderr = err, base = "http://127.0.0.1:" .. port, opts = opts, seq = 0 }, Server)
+      stderr = err, base = "http://127.0.0.1:" .. port, opts = opts, seq = 0,
+      owns_dir = not opts.dir }, Server)
 end
 
 function Server:log()
@@ -124,7 +125,7 @@ end
 -- Sends sig (default TERM) and waits up to timeout seconds; true when the process exited.
 -- The server's directory (logs, database) is removed unless keep or VIGIL_E2E_KEEP=1.
 function Server:stop(sig, timeout, keep)
-   if not keep and not os.getenv("VIGIL_E2E_KEEP") and not self.opts.dir then
+   if not keep and not os.getenv("VIGIL_E2E_KEEP") and self.owns_dir then
       self.cleanup = true
    end
    local ok = self:_stop(sig, timeout)
@@ -157,7 +158,9 @@ function Server:restart()
    for k, v in pairs(self.opts) do o[k] = v end
    o.dir, o.db = self.dir, self.db
    local s = H.start(o)
+   local owns = self.owns_dir
    for k, v in pairs(s) do self[k] = v end
+   self.owns_dir, self.opts = owns, o
    return self
 end
 
