@@ -75,11 +75,14 @@ end
 -- Traversal key of a position: index of the top-level statement holding it, and 1 when it lies in
 -- a rule's raise target (the reference checks a rule's body before its raise target).
 local function traversal_key(stmts, line, col)
-   local idx = 0
-   for i, s in ipairs(stmts) do
-      if before(line, col, s.line, s.col) then break end
-      idx = i
+   local lo, hi = 0, #stmts -- binary search: the last statement starting at or before (line, col)
+   while lo < hi do
+      local mid = (lo + hi + 1) // 2
+      local s = stmts[mid]
+      if before(line, col, s.line, s.col) then hi = mid - 1 else lo = mid end
    end
+   local idx = lo
+
    local s = stmts[idx]
    local tail = 0
    if s and s.tag == "Rule" and s.body[1] and before(line, col, s.body[1].line, s.body[1].col) then tail = 1 end
