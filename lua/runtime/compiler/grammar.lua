@@ -675,7 +675,11 @@ function M.parse_text(state)
    if found == "':'" and find(text, "^:[ \t\r]*[\n\2]", far) or find(text, "^:[ \t\r]*$", far) then
       msg = "expected an indented block after ':' (the lines of a block must be more indented than the line"
          .. " that opens it)"
+   elseif found == "':'" and find(text, "^:[ \t\r]*#", far) then
+      msg = "expected an indented block after ':' (the ':' that opens a block must end its line: move the"
+         .. " comment to its own line)"
    end
+
 
    return nil, diag.new("E101", "syntax", line, col, msg)
 end

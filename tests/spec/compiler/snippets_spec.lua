@@ -82,6 +82,7 @@ local rejected = {
    -- syntax: statements
    { "raise without body", 'raise "x" if:', { 1, 13, "syntax" } },
    { "raise with inline body", 'raise "x" if: a', { 1, 13, "syntax" } },
+   { "comment after the block-opening ':' (reference behaviour)", 'raise "x" if: # c\n    1', { 1, 13, "syntax" } },
    { "raise member", "raise a.b if:\n    1", { 1, 7, "syntax" } },
    { "raise multi-line string", 'raise """x""" if:\n    1', { 1, 7, "syntax" } },
    { "raise expression", 'raise "a" + "b" if:\n    1', { 1, 11, "syntax" } },
