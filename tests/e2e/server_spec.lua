@@ -68,6 +68,28 @@ describe("vigild server", function()
       end
    end)
 
+   it("has a route for every operation in docs/openapi.json", function()
+      local doc = H.slurp("docs/openapi.json")
+      if not doc then return end
+      local paths = H.json.decode(doc).paths
+      local missing = {}
+      for path, item in pairs(paths) do
+         for method in pairs(item) do
+            if method ~= "parameters" then
+               local m = method:upper()
+               local p = path:gsub("{%w+}", "x") .. "?session_id=x"
+               local st, j = srv:request(m, p, (m == "POST" or m == "PUT") and "{}" or nil)
+               local msg = type(j) == "table" and type(j.error) == "table" and j.error.message or ""
+               if st == 405 or (st == 404 and msg:find("^no route")) then
+                  missing[#missing + 1] = m .. " " .. path
+               end
+            end
+         end
+      end
+      table.sort(missing)
+      assert.same({}, missing)
+   end)
+
    it("answers 413 to a body over --max-body (Content-Length)", function()
       local path = srv.dir .. "/big.json"
       local f = assert(io.open(path, "wb"))
