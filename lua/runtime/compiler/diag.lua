@@ -31,6 +31,11 @@
 --   E312 flow-operand           an operand of `->` / `~>` that is not a name or typed variable
 --   (`x := e` and `import` are only accepted as body items / statements: elsewhere they are
 --   syntax errors.)
+-- Back half (compiler.lower / compiler.codegen):
+--   E401 unbound-variable       a variable declared inside a quantifier block read outside it
+--                               (located at the first use outside the block)
+--   E402 too-deep               an expression nested more than 50 levels (generated Lua limit)
+
 
 local ipairs, tostring, sort, format = ipairs, tostring, table.sort, string.format
 _ENV = nil
