@@ -249,9 +249,12 @@ int api_monitor_chunk(struct sess *s, const char *mid, json_t *events, const cha
         return -1;
     }
     if (!json_is_true(json_object_get(r, "ok"))) {
-        /* The worker may have absorbed part of the chunk: rebuild it from the store. */
-        sess_drop_worker(s);
         *werr = json_incref(json_object_get(r, "error"));
+        /* Unless the chunk was refused before evaluation (input errors), the worker may have
+         * absorbed part of it: rebuild it from the store. */
+        const char *code = json_string_value(json_object_get(*werr, "code"));
+        if (!code || (0 != strcmp(code, "bad_request") && 0 != strcmp(code, "trace_invalid")))
+            sess_drop_worker(s);
         if (!*werr)
             *werr = json_pack("{s:s,s:s}", "code", "internal", "message", "malformed worker error");
         json_decref(r);
