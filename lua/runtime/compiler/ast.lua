@@ -95,7 +95,9 @@
 --   {tag="Index", obj=<expr>, key=<expr>}     -- `obj[key]`; position: start of obj
 --   {tag="SemanticPattern", tool="send_email", args={<pattern>...}, bare=<bool>}
 --        `tool:send_email` (bare=true, args={}) or `tool:send_email(p1, ...)` (bare=false; keyword
---        arguments are dropped, as in the reference). Pattern elements are ordinary expression nodes
+--        arguments are dropped, as in the reference, and kept in `dropped_kwargs`). Pattern elements
+--        are ordinary expression nodes
+
 --        restricted (by checks) to Dict / List / Str / Num / Wildcard / ValueRef.
 --        Position: the `tool` keyword.
 --   {tag="Wildcard"}                          -- `*` (only inside semantic patterns)

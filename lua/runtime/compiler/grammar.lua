@@ -157,7 +157,7 @@ end
 
 function B.binop(acc, oppos, op, rhs)
    local ol, oc = loc(oppos)
-   if op == "in" and acc.tag == "TypedVar" and acc.domain == nil and not acc.paren_domain then
+   if op == "in" and acc.tag == "TypedVar" and acc.domain == nil then
       acc.domain = rhs
       acc.op_line, acc.op_col = ol, oc
       return acc
