@@ -97,7 +97,6 @@
 --        `tool:send_email` (bare=true, args={}) or `tool:send_email(p1, ...)` (bare=false; keyword
 --        arguments are dropped, as in the reference, and kept in `dropped_kwargs`). Pattern elements
 --        are ordinary expression nodes
-
 --        restricted (by checks) to Dict / List / Str / Num / Wildcard / ValueRef.
 --        Position: the `tool` keyword.
 --   {tag="Wildcard"}                          -- `*` (only inside semantic patterns)
