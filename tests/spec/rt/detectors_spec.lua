@@ -646,3 +646,44 @@ describe("fuzzy_contains agrees with the Python regex module's (?:Q){e<=k} (tabl
       end)
    end
 end)
+
+describe("detectors and string methods on random text", function()
+   it("return results or runtime errors, never a raw Lua error", function()
+      local methods = require "rt.methods"
+      local B = require("rt.builtins").builtins
+      local alphabet = { "a", "b", " ", "\n", "\t", "(", ")", "[", "]", "{", "}", ":", ",", ".", "'",
+         '"', "\\", "#", "=", "+", "-", "*", "@", "!", "?", "%", "0", "1", "9", "\195\169",
+         "\226\128\139", "<", ">", "/", "&", ";", "import", "def", "lambda", "f'", "x", "if", "for",
+         "in", "\255", "e", "$", "|", "^" }
+      local rnd = 99
+      local function random(a, b)
+         rnd = (rnd * 1103515245 + 12345) % 2147483648
+         return a + rnd % (b - a + 1)
+      end
+      local function rs(n)
+         local t = {}
+         for i = 1, n do t[i] = alphabet[random(1, #alphabet)] end
+         return table.concat(t)
+      end
+      local function try(f, ...)
+         local ok, e = pcall(f, ...)
+         assert(ok or rterror.is(e), tostring(e))
+      end
+      for _ = 1, 800 do
+         local s = rs(random(0, 40))
+         try(D.python_code, nil, A(s))
+         try(D.pii, value.ctx(), A(s))
+         try(D.secrets, nil, A(s))
+         try(D.copyright, nil, A(s))
+         try(D.html_code, nil, A(s))
+         try(D.links, nil, A(s))
+         try(D.unicode, value.ctx(), A(s))
+         try(D.fuzzy_contains, value.ctx(), A(s, rs(random(0, 6)), 0.7), { use_semantic = false })
+         try(methods.str.format, nil, s, A(1, "x", 2.5), { k = 1 })
+         try(methods.str.split, nil, s, A(rs(1)))
+         try(methods.str.strip, nil, s, A(rs(2)))
+         try(B.find, value.ctx(), A(rs(random(1, 8)), s))
+         try(B.match, nil, A(rs(random(1, 8)), s))
+      end
+   end)
+end)

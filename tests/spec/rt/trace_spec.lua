@@ -345,3 +345,44 @@ describe("rt.trace speed", function()
       print(string.format("\n# rt.trace: normalize 10k events: %.1f ms (best of 3)", best * 1000))
    end)
 end)
+
+describe("rt.trace robustness", function()
+   it("random JSON shapes are either events or trace_invalid data, never a raw error", function()
+      local rnd = 12345
+      local function random(a, b) -- deterministic LCG
+         rnd = (rnd * 1103515245 + 12345) % 2147483648
+         if not a then return rnd / 2147483648 end
+         return a + rnd % (b - a + 1)
+      end
+      local keys = { "role", "content", "tool_calls", "type", "function", "name", "arguments", "id",
+         "tool_call_id", "tools", "inputSchema", "properties", "metadata", "server", "text",
+         "image_url", "url", "description", "required", "items" }
+      local function rv(d)
+         local r = d > 3 and random(1, 5) or random(1, 10)
+         if r == 1 then return random(0, 100) elseif r == 2 then return "s" .. random(1, 5)
+         elseif r == 3 then return cjson.null elseif r == 4 then return random() < 0.5
+         elseif r == 5 then return 1.5
+         elseif r <= 7 then
+            local t = {}
+            for i = 1, random(0, 3) do t[i] = rv(d + 1) end
+            return t
+         end
+         local t = {}
+         for _ = 1, random(0, 5) do t[keys[random(1, #keys)]] = rv(d + 1) end
+         return t
+      end
+      for _ = 1, 3000 do
+         local tr = {}
+         for k = 1, random(0, 4) do tr[k] = rv(0) end
+         local st, err = trace.normalize(trace.decode(cjson.encode(tr)))
+         if st then
+            for _, T in ipairs({ "str", "dict", "ToolCall", "Image", "ToolParameter" }) do
+               trace.select(T, st)
+            end
+         else
+            assert.are.equal("trace_invalid", err.code)
+            assert.is_string(err.message)
+         end
+      end
+   end)
+end)
