@@ -93,6 +93,8 @@ end
 
 function M.run(state)
    local src = state.src
+   if sub(src, 1, 3) == "\239\187\191" then src = sub(src, 4) end -- a UTF-8 BOM is not a column
+
    local lines, n = split_lines(src)
    state.lines = lines
    local margin = common_margin(lines, n)

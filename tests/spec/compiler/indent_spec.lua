@@ -82,6 +82,12 @@ describe("indent pass", function()
       assert.equal('raise "x" if<I>\n    a<D>\n', t)
    end)
 
+   it("ignores a UTF-8 byte order mark", function()
+      local t, st = pre('\239\187\191raise "x" if:\n    a\n')
+      assert.equal('raise "x" if<I>\n    a<D>\n', t)
+      assert.same({ 1, 7 }, { indent.locate(st, 7) })
+   end)
+
    it("empty input", function()
       local t, st = pre("")
       assert.equal("", t)
