@@ -3,6 +3,9 @@
 --                                   value, or nothing when the file, the JSON or EXPR fails
 --   jtool.lua body POLICY TRACE OUT writes {"policy": <text of POLICY>, "trace": <TRACE verbatim>}
 --   jtool.lua str FILE              prints the text of FILE as a JSON string
+--   jtool.lua moncheck POLICY TRACE N OUT
+--                                   writes {"past_events": first N events, "pending_events":
+--                                   [event N+1], "policy": <text>} (POST /api/monitor/check)
 local cjson = require "cjson"
 local cmd = arg[1]
 local function slurp(p)
@@ -33,7 +36,16 @@ elseif cmd == "body" then
    o:close()
 elseif cmd == "str" then
    io.write(cjson.encode(assert(slurp(arg[2]))))
+elseif cmd == "moncheck" then
+   local p, t = assert(slurp(arg[2])), cjson.decode(assert(slurp(arg[3])))
+   local n = assert(tonumber(arg[4]))
+   local past = {}
+   for i = 1, n do past[i] = cjson.encode(t[i]) end
+   local o = assert(io.open(arg[5], "wb"))
+   o:write('{"past_events":[', table.concat(past, ","), '],"pending_events":[',
+      cjson.encode(t[n + 1]), '],"policy":', cjson.encode(p), "}")
+   o:close()
 else
-   io.stderr:write("usage: jtool.lua get FILE EXPR | body POLICY TRACE OUT | str FILE\n")
+   io.stderr:write("usage: jtool.lua get FILE EXPR | body POLICY TRACE OUT | str FILE | moncheck ...\n")
    os.exit(2)
 end

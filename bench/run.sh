@@ -14,7 +14,8 @@
 #   d) RSS / Pss of an idle session worker (worker_pid from GET /v1/sessions/{sid}), fresh and
 #      after the 10,000 eval requests of c)
 #   e) a monitor fed a 10,000-event trace in chunks of 1 and of 10, per rule: median chunk time
-#      at history ~100 and ~10,000, and the total
+#      at history ~100 and ~10,000, and the total; for contrast, the stateless compatibility
+#      route POST /api/monitor/check (re-analyzes the history on each call) at 100 and 9,999
 #   f) compile time of a 5-rule and a 100-rule policy: in-process (lua5.4 + require "compiler")
 #      and through POST /v1/compile
 # Requests go through bench/vbench.c (one keep-alive connection, plain sockets), because a curl
@@ -321,6 +322,21 @@ for r in $RULES; do
         fi
         del_session "$SID"
     done
+done
+
+# the stateless compatibility route re-analyzes the whole history on every call, as
+# invariant-server does (its content rule takes 8.7 ms after 100 events and grows);
+# "Cache-Control: no-cache" skips the answer cache keyed by the body hash
+for h in 100 9999; do
+    if "$LUA" bench/jtool.lua moncheck bench/rules/content.inv "$T/trace10000.json" $h "$T/moncheck$h.json" 2>/dev/null; then
+        out=$(vb -X POST -p /api/monitor/check -H 'Cache-Control: no-cache' -b "$T/moncheck$h.json" -n 5 -w 1 -M 60)
+        if allok "$out"; then
+            row "e) monitor" "content, POST /api/monitor/check, history $h + 1 pending" \
+                "$(ms "$(field median_us "$out")") median (stateless: grows with history)" "ref: 8.7 ms at 100, growing"
+        else
+            row "e) monitor" "content, POST /api/monitor/check" "n/a: $(vberr)" ""
+        fi
+    fi
 done
 
 # --- f) compile time -----------------------------------------------------------------------
