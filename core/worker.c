@@ -187,7 +187,9 @@ static int wkc_handle(struct wkcore *c, const char *req, size_t len, char **resp
     lua_pop(L, 1); /* pop response */
     if (n > c->max_frame) {
         free(*resp);
-        return error_response("internal", "response above the frame limit", resp, resp_len);
+        return error_response("result_too_large",
+                              "the result is above the frame limit (IPC_MAX_FRAME)", resp,
+                              resp_len);
     }
     return PE_OK;
 }

@@ -583,6 +583,49 @@ static int silent_chunk(struct sess *s, const char *mid, json_t *events, struct 
     return -1;
 }
 
+/*
+ * The monitor contract of invariant-server's session era: its worker kept one Monitor per id, and
+ * check(past, pending) was the incremental analyze_pending of the Invariant analyzer: the
+ * violations of past ++ pending that bind a pending event, minus every key this monitor ever
+ * returned (keys are recorded after filtering, for the monitor's whole life; a rewritten history
+ * does not forget them). Here the worker's monitor is rebuilt when the history is rewritten, so
+ * the host filters against the keys it returned before, kept with the stored violations (the
+ * "server_keyed" rendering {key, text}; catch-up chunks store native ones, which the client never
+ * saw and which therefore do not count).
+ */
+static json_t *reported_keys(struct sess *s, const char *mid)
+{
+    json_t *set = json_object();
+    json_t *all = store_viol_list(api_cfg.store, sess_id(s), mid);
+    size_t i;
+    json_t *v;
+    json_array_foreach(all, i, v)
+    {
+        const char *k = json_string_value(json_object_get(v, "key"));
+        if (k && json_object_get(v, "text") && !json_object_get(v, "rule"))
+            json_object_set_new(set, k, json_true());
+    }
+    json_decref(all);
+    return set;
+}
+
+/* The repr strings of the violations in answer whose key is not in reported. */
+static json_t *unreported(json_t *answer, json_t *reported)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(answer, "violations"), i, v)
+    {
+        const char *k = json_string_value(json_object_get(v, "key"));
+        json_t *t = json_object_get(v, "text");
+        if (!json_is_string(t) || (k && json_object_get(reported, k)))
+            continue;
+        json_array_append(out, t);
+    }
+    return out;
+}
+
 static void c_monitor_check(struct http_req *rq, struct http_resp *rs)
 {
     json_t *b = body_object(rq, rs);
@@ -606,11 +649,14 @@ static void c_monitor_check(struct http_req *rq, struct http_resp *rs)
         return;
     }
     const char *mid = rq->param[0];
+    json_t *reported = NULL;
     json_t *m = store_mon_get(api_cfg.store, sess_id(s), mid);
     if (!m) {
         detail(rs, 404, "Monitor not found");
         goto out;
     }
+    /* Keys already returned to the client, read before this check adds its own. */
+    reported = reported_keys(s, mid);
     /* Raw events received (the worker's events_seen may count normalised events). */
     size_t seen = (size_t)json_integer_value(json_object_get(m, "nraw"));
     uint64_t want = api_hash_parse(json_string_value(json_object_get(m, "hash")));
@@ -660,9 +706,9 @@ static void c_monitor_check(struct http_req *rq, struct http_resp *rs)
     }
     json_t *answer, *werr;
     struct wfail f;
-    int rc = api_monitor_chunk(s, mid, pending, "server_text", -1, &answer, &werr, &f);
+    int rc = api_monitor_chunk(s, mid, pending, "server_keyed", -1, &answer, &werr, &f);
     if (rc == 0) {
-        http_json(rs, 200, json_incref(json_object_get(answer, "violations")));
+        http_json(rs, 200, unreported(answer, reported));
         json_decref(answer);
     } else if (rc == 1) {
         ipc_error(rs, werr);
@@ -673,6 +719,7 @@ static void c_monitor_check(struct http_req *rq, struct http_resp *rs)
 out_m:
     json_decref(m);
 out:
+    json_decref(reported);
     done(s);
     json_decref(b);
 }

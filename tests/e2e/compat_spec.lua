@@ -184,6 +184,86 @@ describe("invariant-server, session era", function()
    end)
 end)
 
+-- The contract of POST /monitor/{id}/check, as invariant-server's session era had it: the
+-- session worker kept one Invariant Monitor per id and answered check(past, pending) with the
+-- incremental analyze_pending: the violations of past ++ pending that bind a pending event,
+-- minus every key the monitor ever returned (invariant/analyzer/monitor.py: "across all calls to
+-- check(), an error relating to a specific part of the application state will only be reported
+-- once"). Keys are index based, so a rewritten history does not bring a returned key back.
+describe("monitor resynchronisation (session era)", function()
+   local srv, sid
+   setup(function() srv = H.start {} end)
+   teardown(function() if srv then srv:stop() end end)
+   local function q(path) return path .. "?session_id=" .. sid end
+   local function asst(t) return { role = "assistant", content = t } end
+   local function user(t) return { role = "user", content = t } end
+   local function r(i, t)
+      return "PolicyViolation(Cannot send assistant message: metadata={'trace_idx': " .. i ..
+         "} role='assistant' content='" .. t .. "' tool_calls=None)"
+   end
+   local function new_monitor()
+      local st, j = srv:post(q("/monitor/new"), { rule = SEND })
+      assert.equal(200, st)
+      return math.tointeger(j.monitor_id)
+   end
+   local function check(mid, past, pending)
+      local st, j, raw = srv:post(q("/monitor/" .. mid .. "/check"),
+         { past_events = #past > 0 and past or H.A0, pending_events = #pending > 0 and pending or H.A0 })
+      assert.equal(200, st, raw)
+      return j
+   end
+   setup(function()
+      local _, j = srv:get("/session/new")
+      sid = j.id
+   end)
+
+   it("evaluates only the pending events when past_events is what the monitor saw", function()
+      local m = new_monitor()
+      assert.same({ r(0, "a") }, check(m, {}, { asst("a") }))
+      assert.same({ r(1, "b") }, check(m, { asst("a") }, { asst("b") }))
+      -- the same call again: same indices, same keys, nothing new
+      assert.same({}, check(m, { asst("a") }, { asst("b") }))
+      local _, mon = srv:get("/v1/sessions/" .. sid .. "/monitors/" .. m)
+      assert.equal(2, mon.events_seen)
+   end)
+
+   it("does not re-report a returned key after the history is rewritten", function()
+      local m = new_monitor()
+      assert.same({ r(0, "a"), r(1, "b") }, check(m, {}, { asst("a"), asst("b") }))
+      -- history rewritten (index 0 changed): index 1 is pending again, its key was returned
+      assert.same({}, check(m, { user("x") }, { asst("b2") }))
+      -- a new index is reported as usual, and the monitor goes on from the new history
+      assert.same({ r(2, "c") }, check(m, { user("x"), asst("b2") }, { asst("c") }))
+      assert.same({}, check(m, { user("x"), asst("b2"), asst("c") }, { user("y") }))
+   end)
+
+   it("reports a past-only violation once it becomes pending, since it was never returned", function()
+      local m = new_monitor()
+      -- past events are never reported (they bind no pending event) and their keys not recorded
+      assert.same({}, check(m, { asst("a"), asst("b") }, {}))
+      -- a shorter history is a rewrite: index 1 is now pending and was never returned
+      assert.same({ r(1, "b") }, check(m, { asst("a") }, { asst("b") }))
+      assert.same({}, check(m, { asst("a") }, { asst("b") }))
+   end)
+
+   it("keeps the returned keys across a killed worker and a restarted server", function()
+      local m = new_monitor()
+      assert.same({ r(0, "a") }, check(m, {}, { asst("a") }))
+      local w = srv:worker_pid(sid)
+      os.execute("kill -KILL " .. w)
+      for _ = 1, 40 do
+         if not H.alive(w) then break end
+         H.sleep(0.05)
+      end
+      -- rewritten: index 0 is pending again on a rebuilt worker; its key was returned
+      assert.same({}, check(m, {}, { asst("a again") }))
+      assert.same({ r(1, "b") }, check(m, { asst("a again") }, { asst("b") }))
+      srv:restart()
+      assert.same({}, check(m, { user("x") }, { asst("b again") }))
+      assert.same({ r(2, "c") }, check(m, { user("x"), asst("b again") }, { asst("c") }))
+   end)
+end)
+
 describe("invariant-server, stateless era", function()
    local srv
    setup(function() srv = H.start { db = ":memory:" } end)

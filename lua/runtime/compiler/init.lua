@@ -7,6 +7,7 @@
 -- Never raises for any input: an internal crash becomes a diagnostic of kind "internal".
 
 local require, pcall, type, tostring, ipairs, find = require, pcall, type, tostring, ipairs, string.find
+local error = error
 local passes = require "compiler.passes"
 local diag = require "compiler.diag"
 _ENV = nil
@@ -41,7 +42,12 @@ local function run_passes(state, last)
             "policy too complex to compile (expressions nested or chained too deeply)")
          return state
       elseif not ok then
-
+         -- a resource limit (memory cap, instruction budget, deadline) is not a compile error:
+         -- it must reach the worker's C loop (memory_limit / deadline_exceeded)
+         if type(err) == "string" and (find(err, "not enough memory", 1, true)
+               or find(err, "vigil-limit", 1, true)) then
+            error(err, 0)
+         end
          state.diags[#state.diags + 1] = diag.internal("internal compiler error in pass " .. p.name .. ": "
             .. tostring(type(err) == "table" and (err.message or err.msg) or err))
          return state

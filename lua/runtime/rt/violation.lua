@@ -323,6 +323,7 @@ end
 function M.render_one(v, format)
    format = format or "native"
    if format == "server_text" then return M.server_text(v) end
+   if format == "server_keyed" then return { key = v.key, text = M.server_text(v) } end
    if format == "server" then return { error = M.server_text(v), ranges = v.ranges } end
    local a, kw = wire_args(v)
    if format == "invariant" then
