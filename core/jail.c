@@ -86,6 +86,10 @@ int jail_filter_build(struct jail_filter **out, struct pe_err *err)
         SCMP_SYS(restart_syscall),
         SCMP_SYS(time),
         SCMP_SYS(clock_getres),
+        /* the serve loop waits for the next request with a timeout to go idle (poll on x86_64,
+         * ppoll where there is no poll); neither reaches anything the process does not hold */
+        SCMP_SYS(poll),
+        SCMP_SYS(ppoll),
     };
     scmp_filter_ctx ctx = NULL;
     struct jail_filter *f = NULL;

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <lauxlib.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -35,6 +36,9 @@
 
 #define ZYG_HELLO_TIMEOUT_MS 120000
 #define WK_READY_TIMEOUT_MS 10000
+#ifndef WK_IDLE_TRIM_MS_DEFAULT
+#define WK_IDLE_TRIM_MS_DEFAULT 500
+#endif
 
 void zyg_cfg_init(struct zyg_cfg *cfg)
 {
@@ -50,6 +54,7 @@ void zyg_cfg_init(struct zyg_cfg *cfg)
     cfg->rlimit_fsize = 0;
     cfg->rlimit_nproc = 0;
     cfg->prefork = 1;
+    cfg->idle_trim_ms = WK_IDLE_TRIM_MS_DEFAULT;
     cfg->sanitizer_build = WK_ASAN;
 }
 
@@ -116,6 +121,24 @@ static int wkc_init(struct wkcore *c, const struct zyg_cfg *cfg, struct pe_err *
     sc.deadline_ms = cfg->deadline_ms;
     sbx_set_limits(c->sbx, &sc);
     return PE_OK;
+}
+
+/* Gives back what the last requests left: a full collection (the garbage of a request is
+ * otherwise freed only when the next ones allocate), then malloc_trim(0), which returns the
+ * free pages inside the heap (madvise) and its free top (brk) to the kernel. Both syscalls are
+ * in the worker's seccomp allow-list. Called when the worker goes idle, never per request. */
+static void wkc_idle(struct wkcore *c)
+{
+    lua_gc(sbx_state(c->sbx), LUA_GCCOLLECT);
+    malloc_trim(0);
+}
+
+/* 1 when fd has something to read (or hung up) within ms, 0 when the time passed quietly. */
+static int wait_readable(int fd, int ms)
+{
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    int n = poll(&pf, 1, ms);
+    return n != 0; /* an error (EINTR) counts as readable: the read that follows tells */
 }
 
 /* Appends s as JSON string contents (without quotes) to buf; returns the new length. */
@@ -340,6 +363,7 @@ static void worker_child(struct zstate *zs, int fd)
     char *req, *resp;
     size_t len, resp_len;
     uint32_t id;
+    int dirty = 0;
 
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     prctl(PR_SET_NAME, "vigil-worker", 0, 0, 0);
@@ -361,6 +385,12 @@ static void worker_child(struct zstate *zs, int fd)
     if (ipc_send(fd, 0, "", 0, zs->core.max_frame, 0, NULL) != PE_OK)
         jail_exit(1);
     for (;;) {
+        /* after a request, wait for the next one at most idle_trim_ms before tidying up once;
+         * an idle worker then blocks in read() until the host writes */
+        if (dirty && !wait_readable(fd, zs->cfg.idle_trim_ms)) {
+            wkc_idle(&zs->core);
+            dirty = 0;
+        }
         if (ipc_recv(fd, &req, &len, &id, zs->core.max_frame, 0, NULL) != PE_OK)
             jail_exit(0); /* EOF (the host let go), or a protocol error: nothing to save */
         if (wkc_handle(&zs->core, req, len, &resp, &resp_len, NULL) != PE_OK)
@@ -369,6 +399,7 @@ static void worker_child(struct zstate *zs, int fd)
         if (ipc_send(fd, id, resp, resp_len, zs->core.max_frame, 0, NULL) != PE_OK)
             jail_exit(0);
         free(resp);
+        dirty = zs->cfg.idle_trim_ms > 0;
     }
 }
 
@@ -521,6 +552,7 @@ static void zygote_main(const struct zyg_cfg *cfg, int ctrl, pid_t parent)
         snprintf(m.msg, sizeof m.msg, "%s", e.msg);
     if (send_zmsg(zs.ctrl, &m, NULL, 0) < 0 || rc != PE_OK)
         _exit(1);
+    malloc_trim(0); /* what start-up freed is not copied into every worker */
     zs_prefork(&zs);
 
     for (;;) {

@@ -320,6 +320,69 @@ static void test_many(struct zyg *z)
          t[N * 9 / 10], t[N - 1]);
 }
 
+/* VmRSS of pid in kB, -1 if unreadable */
+static long vm_rss_kb(pid_t pid)
+{
+    char path[64], buf[256];
+    long kb = -1;
+    FILE *f;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    while (fgets(buf, sizeof buf, f))
+        if (strncmp(buf, "VmRSS:", 6) == 0)
+            kb = atol(buf + 6);
+    fclose(f);
+    return kb;
+}
+
+/* A worker that goes idle gives back what its last request allocated (full GC + malloc_trim
+ * after idle_trim_ms without a request). Without it the garbage stays until the next requests
+ * allocate enough to run a cycle: an idle worker would keep it forever. */
+static void test_idle_trim(struct zyg *z, const struct zyg_cfg *cfg)
+{
+    /* ~200,000 small tables held by a local: garbage once the eval returns */
+    static const char alloc[] = "{\"op\":\"eval\",\"code\":\"local t = {} for i = 1, 200000 do "
+                                "t[i] = {i, i} end return #t\"}";
+    struct wk w = WK_INIT;
+    struct pe_err e;
+    long r0, r1, r2 = -1;
+    json_t *j;
+    int rc, i;
+    if (cfg->sanitizer_build) {
+        skip("idle trim: the sanitizer allocator keeps freed memory in quarantine");
+        skip("idle trim (2)");
+        return;
+    }
+    if (zyg_spawn(z, &w, &e) != PE_OK)
+        return;
+    j = call(&w, "{\"op\":\"ping\"}", 2000, &rc);
+    json_decref(j);
+    usleep((useconds_t)(cfg->idle_trim_ms + 300) * 1000);
+    r0 = vm_rss_kb(w.pid);
+    j = call(&w, alloc, 5000, &rc);
+    r1 = vm_rss_kb(w.pid);
+    ok(is_ok(j) && r0 > 0 && r1 > r0 + 10 * 1024,
+       "a request allocates: VmRSS %ld kB -> %ld kB right after it", r0, r1);
+    json_decref(j);
+    for (i = 0; i < 50; i++) { /* up to 5 s: the trim runs idle_trim_ms after the request */
+        usleep(100000);
+        r2 = vm_rss_kb(w.pid);
+        if (r2 >= 0 && r2 < r0 + 2048)
+            break;
+    }
+    ok(r2 >= 0 && r2 < r0 + 2048,
+       "idle for %d ms: the worker gave the memory back (VmRSS %ld kB, was %ld kB before the "
+       "request)",
+       cfg->idle_trim_ms, r2, r0);
+    j = call(&w, "{\"op\":\"eval\",\"code\":\"return 40 + 2\"}", 2000, &rc);
+    ok(is_ok(j) && json_integer_value(json_object_get(json_object_get(j, "result"), "value")) == 42,
+       "the worker serves normally after the trim");
+    json_decref(j);
+    wk_kill(&w);
+}
+
 static void test_roundtrip(struct zyg *z)
 {
     enum { N = 2000 };
@@ -390,6 +453,7 @@ int main(void)
     test_frames(z);
     test_many(z);
     test_roundtrip(z);
+    test_idle_trim(z, &cfg);
     zyg_free(z);
     ok(kill(zp, 0) != 0, "zyg_free: the zygote is gone");
     zyg_free(NULL);
