@@ -30,6 +30,8 @@ json_str() {
     fi
 }
 id_of() { sed -n 's/.*"id" *: *"\([^"]*\)".*/\1/p' | head -n 1; }
+# show_id: shows the answer (on stderr: stdout is captured) and prints its "id"
+show_id() { r=$(cat); printf '%s\n' "$r" >&2; printf '%s\n' "$r" | id_of; }
 
 POLICY=$(json_str "$DIR/email-after-inbox.inv")
 TRACE=$(cat "$DIR/email-after-inbox.json")
@@ -39,18 +41,18 @@ call GET /healthz
 call GET /readyz
 
 step "create a session"
-SID=$(call POST /v1/sessions '{"ttl": 600}' | tee /dev/stderr | id_of)
+SID=$(call POST /v1/sessions '{"ttl": 600}' | show_id)
 echo "session: $SID"
 
 step "store a policy in it"
-PID=$(call POST "/v1/sessions/$SID/policies" "{\"name\": \"inbox mail\", \"policy\": $POLICY}" | tee /dev/stderr | id_of)
+PID=$(call POST "/v1/sessions/$SID/policies" "{\"name\": \"inbox mail\", \"policy\": $POLICY}" | show_id)
 echo "policy: $PID"
 
 step "analyze a whole trace with the stored policy"
 call POST "/v1/sessions/$SID/policies/$PID/analyze" "{\"trace\": $TRACE}"
 
 step "create a monitor from the stored policy"
-MID=$(call POST "/v1/sessions/$SID/monitors" "{\"policy_id\": \"$PID\"}" | tee /dev/stderr | id_of)
+MID=$(call POST "/v1/sessions/$SID/monitors" "{\"policy_id\": \"$PID\"}" | show_id)
 echo "monitor: $MID"
 
 step "push the first chunk: the inbox is read, a mail goes to peter@acme.io (no violation)"
