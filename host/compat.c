@@ -333,6 +333,11 @@ static void c_policy_put(struct http_req *rq, struct http_resp *rs)
         detail(rs, 422, "body: 'rule' (a string) is required; 'name' must be a string");
         return;
     }
+    if (json_string_length(rule) > api_cfg.max_policy) {
+        json_decref(b);
+        detail(rs, 413, "the policy exceeds the size limit");
+        return;
+    }
     struct sess *s = compat_sess(rq, rs);
     if (!s) {
         json_decref(b);
@@ -454,6 +459,11 @@ static void c_monitor_new(struct http_req *rq, struct http_resp *rs)
         (name && !json_is_null(name) && !json_is_string(name))) {
         json_decref(b);
         detail(rs, 422, "exactly one of 'policy_id' or 'rule' must be given");
+        return;
+    }
+    if (rule && json_string_length(rule) > api_cfg.max_policy) {
+        json_decref(b);
+        detail(rs, 413, "the policy exceeds the size limit");
         return;
     }
     struct sess *s = compat_sess(rq, rs);
