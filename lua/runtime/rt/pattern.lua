@@ -9,7 +9,7 @@
 local require, type, setmetatable, getmetatable, pairs, tostring =
    require, type, setmetatable, getmetatable, pairs, tostring
 local mtype = math.type
-local sfind = string.find
+local sfind, sbyte, ssub = string.find, string.byte, string.sub
 local value = require "rt.value"
 local rterror = require "rt.error"
 local regex = require "rt.regex"
@@ -62,14 +62,34 @@ local REGEX_META = "[%.%^%$%*%+%?%(%)%[%]%{%}|\\]"
 
 local match_value
 
+-- is a pattern string plain text (no regex metacharacter)? Cached per string: patterns are
+-- constants of the policy, tested once per candidate.
+local plain_cache, nplain = {}, 0
+local function is_plain(s)
+   local p = plain_cache[s]
+   if p == nil then
+      p = not sfind(s, REGEX_META)
+      if nplain >= 4096 then plain_cache, nplain = {}, 0 end
+      plain_cache[s] = p
+      nplain = nplain + 1
+   end
+   return p
+end
+
+-- vs == s .. "\n", without building the string
+local function eq_nl(vs, s)
+   local n = #vs
+   return n == #s + 1 and sbyte(vs, n) == 10 and ssub(vs, 1, n - 1) == s
+end
+
 -- a string leaf: equality, or re.match(s + "$", v, DOTALL)
 local function match_string(s, v)
    local vs = vstr(v)
    if vs == nil then return false end
    if vs == s then return true end
-   if not sfind(s, REGEX_META) then
+   if is_plain(s) then
       -- plain text: "$" also accepts one trailing newline
-      return vs == s .. "\n"
+      return eq_nl(vs, s)
    end
    return regex.test_match(s .. "$", vs, "s")
 end
@@ -97,7 +117,12 @@ match_value = function(ctx, v, pat)
       for k, sub in pairs(pat.entries) do
          local x = d[k]
          if x == nil then return false end
-         if not match_value(ctx, value.wrap(x, d, k), sub) then return false end
+         -- a string leaf reads only the text: no located wrapper needed
+         if type(sub) == "string" then
+            if not match_string(sub, x) then return false end
+         elseif not match_value(ctx, value.wrap(x, d, k), sub) then
+            return false
+         end
       end
       return true
    end
@@ -120,7 +145,7 @@ M.match_value = match_value
 
 local function name_matches(name, fname)
    if fname == name then return true end
-   if not sfind(name, REGEX_META) then return fname == name .. "\n" end
+   if is_plain(name) then return eq_nl(fname, name) end
    return regex.test_match("(?:" .. name .. ")$", fname)
 end
 

@@ -204,6 +204,22 @@ local function server_of(obj)
    return None
 end
 
+-- The hot paths of build/new_call: the element's metadata value `md` (already checked to be
+-- absent, None or an object) -> its Dict (converted in place, trace_idx set) and its server.
+-- The same results as metadata_of(obj, idx) followed by server_of(obj).
+local function md_dict(md, idx)
+   if md == nil or md == None then return setmetatable({ trace_idx = idx }, Dict) end
+   local d = conv_dict(md)
+   d.trace_idx = idx
+   return d
+end
+
+local function md_server(d)
+   local s = d.server
+   if type(s) == "string" then return s end
+   return None
+end
+
 -- content chunks: TextChunk {type, text} or Image {type, image_url: {str: str}}
 local function chunk_list(list, what)
    for i = 1, #list do
@@ -255,15 +271,28 @@ end
 
 -- `raw` becomes the ToolCall event in place (and raw["function"] the Function record).
 -- `where` is a function returning the element's description, for error messages only.
+-- (is_obj and is_s are inlined here: this runs for every call of a trace)
 local function new_call(raw, idx, path, nested, where)
-   if not is_obj(raw) then invalid(where() .. " must be an object") end
+   if type(raw) ~= "table" or getmetatable(raw) ~= nil or #raw ~= 0 then
+      invalid(where() .. " must be an object")
+   end
    local id = raw.id
    if id == nil then id = None
-   elseif id ~= None and not is_s(id) then invalid(where() .. ".id must be a string or null") end
-   if not is_s(raw.type) then invalid(where() .. ".type must be a string") end
+   elseif id ~= None and not (type(id) == "string" and (not tagged or sbyte(id, 1) ~= 0)) then
+      invalid(where() .. ".id must be a string or null")
+   end
+   local ty = raw.type
+   if not (type(ty) == "string" and (not tagged or sbyte(ty, 1) ~= 0)) then
+      invalid(where() .. ".type must be a string")
+   end
    local fn = raw["function"]
-   if not is_obj(fn) then invalid(where() .. ".function must be an object") end
-   if not is_s(fn.name) then invalid(where() .. ".function.name must be a string") end
+   if type(fn) ~= "table" or getmetatable(fn) ~= nil or #fn ~= 0 then
+      invalid(where() .. ".function must be an object")
+   end
+   local name = fn.name
+   if not (type(name) == "string" and (not tagged or sbyte(name, 1) ~= 0)) then
+      invalid(where() .. ".function.name must be a string")
+   end
    local args = fn.arguments
    if args == nil then invalid(where() .. ".function.arguments is missing") end
    if type(args) == "string" then
@@ -272,16 +301,19 @@ local function new_call(raw, idx, path, nested, where)
       if not ok then invalid(where() .. ".function.arguments is not valid JSON") end
       args = parsed
    end
-   if not is_obj(args) then invalid(where() .. ".function.arguments must be an object") end
+   if type(args) ~= "table" or getmetatable(args) ~= nil or #args ~= 0 then
+      invalid(where() .. ".function.arguments must be an object")
+   end
    local md = raw.metadata
    if md ~= nil and md ~= None and not is_obj(md) then invalid(where() .. ".metadata must be an object") end
+   local mdd = md_dict(md, idx)
    -- one constructor with every field (seq and message preset) allocates the table at its final
    -- size; adding fields to the decoded table would rehash it twice
    return setmetatable({
-      kind = "ToolCall", idx = idx, path = path, seq = 0, id = id, type = raw.type,
-      ["function"] = setmetatable({ kind = "Function", name = fn.name, arguments = conv_dict(args) },
+      kind = "ToolCall", idx = idx, path = path, seq = 0, id = id, type = ty,
+      ["function"] = setmetatable({ kind = "Function", name = name, arguments = conv_dict(args) },
          Record),
-      metadata = metadata_of(raw, idx), server = server_of(raw), message = false,
+      metadata = mdd, server = md_server(mdd), message = false,
    }, Event)
 end
 
@@ -421,13 +453,15 @@ local function build(st, raw)
       for i = 1, #raw do
          pos = i - 1
          local el = raw[i]
-         if not is_obj(el) then
+         if type(el) ~= "table" or getmetatable(el) ~= nil or #el ~= 0 then -- is_obj, inlined
             invalid(sfmt("Input should be a list of one of (Message, ToolCall, ToolOutput, Tool). "
                .. "Instead, got: %s", tostring(type(el) == "table" and "a list" or el)))
          end
          local role = el.role
          if role ~= nil then
-            if not is_s(role) then invalid(where() .. ".role must be a string") end
+            if not (type(role) == "string" and (not tagged or sbyte(role, 1) ~= 0)) then
+               invalid(where() .. ".role must be a string")
+            end
             local spath = tostring(idx)
             local content = content_of(el, where, role == "tool")
             local md = el.metadata
@@ -437,16 +471,17 @@ local function build(st, raw)
                local tcid = el.tool_call_id
                if tcid == nil then
                   tcid = last_id
-               elseif tcid ~= None and not is_s(tcid) then
+               elseif tcid ~= None and not (type(tcid) == "string" and (not tagged or sbyte(tcid, 1) ~= 0)) then
                   invalid(where() .. ".tool_call_id must be a string or null")
                end
                local call = false
                if tcid ~= None then
                   call = ids[tcid] or by_id[tcid] or false
                end
+               local mdd = md_dict(md, idx)
                ev = {
                   kind = "ToolOutput", idx = idx, path = spath, seq = 0, role = role, content = content,
-                  tool_call_id = tcid, call = call, metadata = metadata_of(el, idx), server = server_of(el),
+                  tool_call_id = tcid, call = call, metadata = mdd, server = md_server(mdd),
                }
             else
                local tcs = el.tool_calls
@@ -455,10 +490,10 @@ local function build(st, raw)
                elseif not is_array_table(tcs) then
                   invalid(where() .. ".tool_calls must be a list")
                end
+               local mdd = md_dict(md, idx)
                ev = {
                   kind = "Message", idx = idx, path = spath, seq = 0, role = role, content = content,
-                  tool_calls = setmetatable(tcs, List), metadata = metadata_of(el, idx),
-                  server = server_of(el),
+                  tool_calls = setmetatable(tcs, List), metadata = mdd, server = md_server(mdd),
                }
                for k = 1, #tcs do
                   k_call = k
