@@ -46,7 +46,10 @@ LDFLAGS  += $(HARDEN_LD) $(SANFLAGS)
 CORE_CFLAGS = $(call pc_cflags,$(PKGS_CORE))
 HOST_CFLAGS = $(call pc_cflags,$(PKGS_HOST))
 # LPeg and cjson are linked statically: nothing may be dlopen'ed once the jail is closed.
-CORE_LIBS = -Wl,-Bstatic -llua5.4-lpeg -llua5.4-cjson -Wl,-Bdynamic \
+# strbuf_new/strbuf_free are wrapped: cjson's decode buffer is freed after a capped decode
+# (core/sandbox.c).
+CORE_LIBS = -Wl,--wrap=strbuf_new -Wl,--wrap=strbuf_free \
+            -Wl,-Bstatic -llua5.4-lpeg -llua5.4-cjson -Wl,-Bdynamic \
             $(call pc_libs,lua5.4 libseccomp libpcre2-8) -lm
 HOST_LIBS = $(call pc_libs,$(PKGS_HOST)) -lpthread
 

@@ -68,6 +68,48 @@ static void *sbx_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return np;
 }
 
+/* ---------------------------------------------------------------- cjson scratch buffer */
+
+/*
+** lua-cjson 2.1.0 decodes through a scratch buffer as large as the JSON text, malloc'd by
+** strbuf_new in json_decode, freed on success and before each error cjson raises itself. A Lua
+** error it does not raise, a memory error (our cap) inside lua_newtable or lua_pushlstring,
+** longjmps past the free: the buffer leaked, one JSON text per capped decode, outside the Lua
+** accounting. The link wraps strbuf_new and strbuf_free (-Wl,--wrap, CORE_LIBS in the Makefile):
+** the buffer of the decode in progress is recorded here. A decode calls no Lua code, so it never
+** nests: a buffer still recorded when the next decode starts or when sbx_call returns was
+** abandoned, and is freed then. strbuf_new is called by json_decode only (checked on 2.1.0).
+*/
+struct strbuf;
+struct strbuf *__real_strbuf_new(int len);
+void __real_strbuf_free(struct strbuf *s);
+struct strbuf *__wrap_strbuf_new(int len);
+void __wrap_strbuf_free(struct strbuf *s);
+
+static _Thread_local struct strbuf *cjson_scratch; /* the decode buffer in use, or NULL */
+
+static void cjson_scratch_release(void)
+{
+    if (cjson_scratch != NULL) {
+        __real_strbuf_free(cjson_scratch);
+        cjson_scratch = NULL;
+    }
+}
+
+struct strbuf *__wrap_strbuf_new(int len)
+{
+    cjson_scratch_release(); /* abandoned by a decode a memory error ended (caught by pcall) */
+    cjson_scratch = __real_strbuf_new(len);
+    return cjson_scratch;
+}
+
+void __wrap_strbuf_free(struct strbuf *s)
+{
+    if (s != NULL && s == cjson_scratch)
+        cjson_scratch = NULL;
+    __real_strbuf_free(s);
+}
+
 /* ---------------------------------------------------------------- hook */
 
 static struct sbx *sbx_of(lua_State *L)
@@ -330,6 +372,7 @@ int sbx_call(struct sbx *s, int nargs, int nresults, struct pe_err *err)
     s->active = 1;
     st = lua_pcall(L, nargs, nresults, base);
     s->active = 0;
+    cjson_scratch_release(); /* no decode runs past the call: a recorded buffer was abandoned */
     lua_sethook(L, sbx_hook, LUA_MASKCOUNT, SBX_HOOK_EVERY); /* back to the normal rate */
     if (st == LUA_OK) {
         lua_remove(L, base); /* remove handler */
