@@ -103,6 +103,32 @@ void http_json(struct http_resp *rs, int status, json_t *j)
     rs->len = rs->body ? strlen(rs->body) : 0;
 }
 
+/* Replaces every byte that is not part of a well-formed UTF-8 sequence by '?', in place: a
+ * message may quote a client's path or id, and JSON strings must be valid UTF-8. */
+static void utf8_scrub(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        size_t n = *p < 0x80             ? 1
+                   : (*p & 0xe0) == 0xc0 ? 2
+                   : (*p & 0xf0) == 0xe0 ? 3
+                   : (*p & 0xf8) == 0xf0 ? 4
+                                         : 0;
+        unsigned cp = n == 2 ? *p & 0x1fu : n == 3 ? *p & 0x0fu : *p & 0x07u;
+        size_t i = 1;
+        for (; n > 1 && i < n && (p[i] & 0xc0) == 0x80; i++)
+            cp = (cp << 6) | (p[i] & 0x3fu);
+        int ok = n == 1 ||
+                 (n > 1 && i == n && !(n == 2 && cp < 0x80) && !(n == 3 && cp < 0x800) &&
+                  !(n == 4 && (cp < 0x10000 || cp > 0x10ffff)) && !(cp >= 0xd800 && cp <= 0xdfff));
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
+
 void http_err(struct http_resp *rs, int status, const char *code, const char *fmt, ...)
 {
     char msg[512];
@@ -110,7 +136,36 @@ void http_err(struct http_resp *rs, int status, const char *code, const char *fm
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    utf8_scrub(msg);
     http_json(rs, status, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* MHD's unescaping of the path and of query arguments, except that %00 stays as it is: a NUL
+ * would cut the C string and make "/healthz/%00" route as "/healthz". */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;  /* unused */
+    (void)conn; /* unused */
+    char *w = s;
+    for (const char *r = s; *r;) {
+        int hi, lo;
+        if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 && (hi | lo) != 0) {
+            *w++ = (char)(hi * 16 + lo);
+            r += 3;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
 }
 
 json_t *http_body_object(struct http_req *rq, struct http_resp *rs)
@@ -450,8 +505,8 @@ int http_start(const struct http_cfg *cfg, char *bound, size_t bound_size)
         flags, 0, NULL, NULL, &on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, &mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&cfg->addr, MHD_OPTION_NOTIFY_COMPLETED,
         &on_completed, NULL, MHD_OPTION_CONNECTION_LIMIT, cfg->conn_limit,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(128 * 1024), MHD_OPTION_END);
+        MHD_OPTION_UNESCAPE_CALLBACK, &unescape, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_END);
     if (!daemon_) {
         util_log(LOG_ERROR, "cannot start the HTTP daemon (address in use or not permitted?)");
         return -1;
