@@ -331,11 +331,20 @@ describe("the hosted Guardrails API", function()
    end)
 
    it("POST /api/v1/policy/load accepts a good policy and refuses a bad one with 400", function()
+      -- The hosted service's source is not public; its contract is what its clients read.
+      -- invariant-ai's RemotePolicy.a_preload: 400 -> PolicyLoadingError(detail); any other
+      -- answer must be a JSON object WITHOUT "errors" (else ValueError). invariant-gateway's
+      -- _preload: raise_for_status() only. So: 200 with exactly {"ok", "rules"}.
       local st, j = srv:post("/api/v1/policy/load", { policy = USER })
       assert.equal(200, st)
-      assert.equal(true, j.ok)
+      assert.same({ ok = true, rules = { { index = 0, line = 1, message = "user msg" } } }, j)
+      assert.is_nil(j.errors)
       st, j = srv:post("/api/v1/policy/load", { policy = 'raise "x" if:\n    (m: Mesage)' })
       assert.equal(400, st)
       assert.truthy(j.detail:find("Mesage", 1, true))
+      -- a body the client cannot have sent (no policy) is also a 400 the client reports
+      st, j = srv:post("/api/v1/policy/load", { rule = USER })
+      assert.equal(400, st)
+      assert.truthy(j.detail:find("^Input Validation Error: "))
    end)
 end)
