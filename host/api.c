@@ -545,9 +545,21 @@ static int opt_id(json_t *b, const char **out, struct http_resp *rs)
     return 0;
 }
 
-/* Looks up and locks the session named by the first path parameter; NULL after a 404. */
+int api_sess_auth(struct http_req *rq, const struct sess *s)
+{
+    if (!api_cfg.require_token)
+        return 0;
+    const char *tok = http_header(rq, "X-Vigil-Token");
+    const char *auth = http_header(rq, "Authorization");
+    if (!tok && auth && 0 == strncasecmp(auth, "Bearer ", 7))
+        tok = auth + 7;
+    if (!tok)
+        return 401;
+    return sess_token_ok(s, tok) ? 0 : 403;
+}
+
 /* Looks up the session named by the first path parameter and, with --require-token, checks
- * its token (Authorization: Bearer <token>, or X-Vigil-Token). NULL after a 404/401/403. */
+ * its token. NULL after a 404/401/403. */
 static struct sess *find_sess(struct http_req *rq, struct http_resp *rs)
 {
     struct sess *s = sess_get(rq->param[0]);
@@ -555,24 +567,16 @@ static struct sess *find_sess(struct http_req *rq, struct http_resp *rs)
         http_err(rs, 404, "not_found", "no session '%s'", rq->param[0]);
         return NULL;
     }
-    if (!api_cfg.require_token)
+    int st = api_sess_auth(rq, s);
+    if (st == 0)
         return s;
-    const char *tok = http_header(rq, "X-Vigil-Token");
-    const char *auth = http_header(rq, "Authorization");
-    if (!tok && auth && 0 == strncasecmp(auth, "Bearer ", 7))
-        tok = auth + 7;
-    if (!tok) {
-        sess_put(s);
+    sess_put(s);
+    if (st == 401)
         http_err(rs, 401, "unauthorized",
                  "this session needs its token (Authorization: Bearer <token>)");
-        return NULL;
-    }
-    if (!sess_token_ok(s, tok)) {
-        sess_put(s);
+    else
         http_err(rs, 403, "forbidden", "wrong token for session '%s'", rq->param[0]);
-        return NULL;
-    }
-    return s;
+    return NULL;
 }
 
 static struct sess *open_sess(struct http_req *rq, struct http_resp *rs)

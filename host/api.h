@@ -23,7 +23,7 @@ struct api_cfg {
     size_t max_events;        /* events per trace / chunk */
     size_t max_policy;        /* bytes of policy source */
     int enable_eval;          /* expose POST /v1/sessions/{sid}/eval */
-    int require_token;        /* native session routes need the session's token */
+    int require_token;        /* every route naming a session needs the session's token */
     int insecure;             /* the jail is off */
     const char *jail_summary; /* borrowed */
     int jail_full;
@@ -57,6 +57,11 @@ json_t *api_call_j(struct sess *s, json_t *req, struct wfail *f);
  * 0 with *werr (owned); on a transport failure returns -1 with f. */
 int api_call_wrap(struct sess *s, char *req, size_t len, const char *field, const char *prefix,
                   const char *suffix, struct http_resp *rs, json_t **werr, struct wfail *f);
+
+/* With --require-token: whether rq carries s's token (Authorization: Bearer <token> or
+ * X-Vigil-Token). Returns 0 when it may go on (or no token is required), 401 when no token was
+ * sent, 403 when it is the wrong one. Native and compatibility routes both ask. */
+int api_sess_auth(struct http_req *rq, const struct sess *s);
 
 /* The HTTP status for a worker error code (internals.md §2). */
 int api_werr_status(const char *code);

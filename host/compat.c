@@ -79,8 +79,9 @@ static char *finish(struct wbuf *w, size_t *len, struct http_resp *rs)
     return req;
 }
 
-/* The session named by ?session_id=, locked; NULL after a 404/422. */
-static struct sess *compat_sess(struct http_req *rq, struct http_resp *rs)
+/* The session named by ?session_id= (a reference), with its token checked under
+ * --require-token; NULL after a 404/422/401/403. */
+static struct sess *compat_find(struct http_req *rq, struct http_resp *rs)
 {
     const char *id = http_query(rq, "session_id");
     if (!id) {
@@ -88,7 +89,25 @@ static struct sess *compat_sess(struct http_req *rq, struct http_resp *rs)
         return NULL;
     }
     struct sess *s = sess_get(id);
-    if (!s || sess_lock(s)) {
+    if (!s) {
+        detail(rs, 404, "Session not found");
+        return NULL;
+    }
+    int st = api_sess_auth(rq, s);
+    if (st) {
+        sess_put(s);
+        detail(rs, st, st == 401 ? "this session needs its token (Authorization: Bearer <token>)"
+                                 : "wrong token for this session");
+        return NULL;
+    }
+    return s;
+}
+
+/* The same, locked. */
+static struct sess *compat_sess(struct http_req *rq, struct http_resp *rs)
+{
+    struct sess *s = compat_find(rq, rs);
+    if (s && sess_lock(s)) {
         sess_put(s);
         detail(rs, 404, "Session not found");
         return NULL;
@@ -175,14 +194,14 @@ static void wrap(struct sess *s, char *req, size_t len, const char *prefix, cons
 
 static void c_session_new(struct http_req *rq, struct http_resp *rs)
 {
-    const char *want = http_query(rq, "session_id");
-    if (want) {
-        struct sess *s = sess_get(want);
+    if (http_query(rq, "session_id")) {
+        struct sess *s = compat_find(rq, rs);
         if (s) {
             http_json(rs, 200, json_pack("{s:s}", "id", sess_id(s)));
             sess_put(s);
-            return;
         }
+        if (s || rs->status != 404)
+            return;
     }
     char sid[65], token[33];
     int rc = sess_create(NULL, 0, sid, token);
@@ -190,25 +209,29 @@ static void c_session_new(struct http_req *rq, struct http_resp *rs)
         detail(rs, rc == SESS_EFULL ? 429 : 503, "cannot create a session");
         return;
     }
-    http_json(rs, 200, json_pack("{s:s}", "id", sid));
+    /* Under --require-token the client needs the token for every later call. */
+    http_json(rs, 200,
+              api_cfg.require_token ? json_pack("{s:s,s:s}", "id", sid, "token", token)
+                                    : json_pack("{s:s}", "id", sid));
 }
 
 static void c_session_get(struct http_req *rq, struct http_resp *rs)
 {
-    const char *id = http_query(rq, "session_id");
-    struct sess *s = id ? sess_get(id) : NULL;
-    if (!s) {
-        detail(rs, 404, "Session not found");
+    struct sess *s = compat_find(rq, rs);
+    if (!s)
         return;
-    }
     http_json(rs, 200, json_pack("{s:s}", "id", sess_id(s)));
     sess_put(s);
 }
 
 static void c_session_delete(struct http_req *rq, struct http_resp *rs)
 {
-    const char *id = http_query(rq, "session_id");
-    if (!id || sess_delete(id)) {
+    struct sess *s = compat_find(rq, rs);
+    if (!s)
+        return;
+    int gone = sess_delete(sess_id(s));
+    sess_put(s);
+    if (gone) {
         detail(rs, 404, "Session not found");
         return;
     }

@@ -63,7 +63,7 @@ static const struct opt opts[] = {
     {"--enable-eval", "VIGIL_ENABLE_EVAL", K_FLAG, O(enable_eval),
      "expose POST /v1/sessions/{sid}/eval (tests and sandbox probes only)"},
     {"--require-token", "VIGIL_REQUIRE_TOKEN", K_FLAG, O(require_token),
-     "native session routes need the session's token (Authorization: Bearer)"},
+     "routes naming a session need its token (Authorization: Bearer)"},
     {"--max-body", "VIGIL_MAX_BODY", K_SIZE, O(max_body), "largest request body (bytes; K/M/G)"},
     {"--max-events", "VIGIL_MAX_EVENTS", K_INT, O(max_events), "most events per trace or chunk"},
     {"--max-policy", "VIGIL_MAX_POLICY", K_SIZE, O(max_policy), "largest policy source (bytes)"},

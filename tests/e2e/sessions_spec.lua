@@ -228,4 +228,37 @@ describe("sessions with --require-token", function()
       -- an unknown session is still a 404, token or not
       assert.equal(404, (srv:get("/v1/sessions/" .. sid)))
    end)
+
+   it("needs it on the session-era compatibility routes too (no way around the token)", function()
+      local sid, created = srv:session()
+      local tok = created.token
+      local q = "?session_id=" .. sid
+      local bad = { Authorization = "Bearer " .. string.rep("0", 32) }
+      local good = { Authorization = "Bearer " .. tok }
+      for _, r in ipairs {
+         { "GET", "/session/" .. q }, { "GET", "/policy/" .. q }, { "GET", "/monitor/" .. q },
+         { "POST", "/policy/new" .. q, { rule = POLICY } }, { "DELETE", "/session/" .. q },
+         { "GET", "/session/new" .. q },
+      } do
+         local st, j = srv:request(r[1], r[2], r[3])
+         assert.equal(401, st, r[1] .. " " .. r[2])
+         assert.is_string(j.detail)
+         st = srv:request(r[1], r[2], r[3], bad)
+         assert.equal(403, st, r[1] .. " " .. r[2])
+      end
+      -- the session is still there and its policy list untouched
+      local st, j = srv:get("/policy/" .. q, nil, good)
+      assert.equal(200, st)
+      assert.same({}, j)
+      st = srv:post("/policy/new" .. q, { rule = POLICY }, good)
+      assert.equal(200, st)
+      -- a compat-created session hands out its token, and needs it
+      st, j = srv:get("/session/new")
+      assert.equal(200, st)
+      assert.is_string(j.token)
+      assert.equal(401, (srv:get("/session/?session_id=" .. j.id)))
+      assert.equal(200, (srv:get("/session/?session_id=" .. j.id, nil, { ["X-Vigil-Token"] = j.token })))
+      assert.equal(200, (srv:delete("/session/?session_id=" .. j.id, nil, { ["X-Vigil-Token"] = j.token })))
+      assert.equal(200, (srv:delete("/session/" .. q, nil, good)))
+   end)
 end)
