@@ -8,6 +8,7 @@
 -- local helpers; semantic patterns are built once, after the last policy line (`K[k] = ...`).
 local ipairs, pairs, tostring, concat, require = ipairs, pairs, tostring, table.concat, require
 local emit = require "compiler.emit"
+local ast = require "compiler.ast"
 local _ENV = nil -- luacheck: ignore 211
 
 local M = {}
@@ -511,6 +512,50 @@ local function open_block(sub)
    return false
 end
 
+-- Equality-join hint (docs/policy-api.md §3) of a plain condition `X == Y`: when X reads exactly
+-- one typed variable `a` of this query and Y exactly one other, `b`, and both sides are plain
+-- accesses (names, `.attr`, `[constant]`, literals: no calls, so computing a key for every
+-- candidate has no cost or effect the scan would not have), returns a, X, b, Y. The condition
+-- must read nothing else. The engine then hash-joins; the condition itself still decides.
+local KEY_TAGS = { Member = true, Index = true, Str = true, Num = true, Bool = true, Null = true }
+
+local function key_var(side, typed)
+   local var, ok = nil, true
+   ast.walk(side, function(n)
+      if not ok then return false end
+      if n.tag == "Name" then
+         if n.ref ~= "typed" or typed[n.name] == nil or n.decl ~= typed[n.name]
+            or (var ~= nil and var ~= n.name) then
+            ok = false
+         else
+            var = n.name
+         end
+      elseif not KEY_TAGS[n.tag] then
+         ok = false
+      end
+   end)
+   if not ok or side.tag ~= "Name" and not KEY_TAGS[side.tag] then return nil end
+   return var
+end
+
+M.emit_eq_hints = true -- tests turn it off to compare hinted and unhinted joins
+
+local function eq_hint(it, q)
+   if not M.emit_eq_hints then return nil end
+   local x = it.expr
+   if x.tag ~= "BinOp" or x.op ~= "==" or #it.reads ~= 2 then return nil end
+   local typed = {}
+   for _, v in ipairs(q.items) do
+      if v.list == "vars" and v.node then typed[v.name] = v.node end
+   end
+   local a, b = key_var(x.left, typed), key_var(x.right, typed)
+   if a == nil or b == nil or a == b then return nil end
+   local r1, r2 = it.reads[1], it.reads[2]
+   if not ((r1 == a and r2 == b) or (r1 == b and r2 == a)) then return nil end
+   return a, x.left, b, x.right
+end
+M.eq_hint = eq_hint
+
 -- Emits the items of query `q`, each followed by ", ".
 function Gen:items(q)
    for _, it in ipairs(q.items) do
@@ -550,7 +595,16 @@ function Gen:items(q)
          self:go(it.line)
          self:put("cond(" .. names(it.reads) .. ", " .. lc(it) .. ", function(c, e) return (")
          self:expr(it.expr)
-         self:put(") end), ")
+         local a, xa, b, xb = eq_hint(it, q)
+         if a then
+            self:put(") end, { eq = { " .. S(a) .. ", function(c, e) return (")
+            self:expr(xa)
+            self:put(") end, " .. S(b) .. ", function(c, e) return (")
+            self:expr(xb)
+            self:put(") end } }), ")
+         else
+            self:put(") end), ")
+         end
       end
    end
 end
