@@ -490,3 +490,26 @@ describe("the HTTP layer under abuse", function()
       for _, p in ipairs(pids) do os.execute("kill " .. p .. " 2>/dev/null") end
    end)
 end)
+
+describe("--instr-budget", function()
+   local srv
+   setup(function()
+      srv = H.start { args = { "--instr-budget", "1000000", "--deadline-ms", "30000" }, db = ":memory:" }
+   end)
+   teardown(function() if srv then srv:stop() end end)
+
+   it("stops a busy policy on the instruction budget long before the deadline (504), pool intact",
+      function()
+         local pol = 'rule { line = 1, raise = "x",\n  var("m", "Message", 1, 1),\n' ..
+            '  cond({"m"}, 1, 1, function(c, e) local x = 0 for i = 1, 1e9 do x = x + i end return true end),\n}'
+         local t0 = os.time()
+         local st, j = srv:post("/v1/check", { policy = pol, language = "lua",
+            trace = { { role = "user", content = "x" } } })
+         assert.equal(504, st)
+         assert.equal("deadline_exceeded", j.error.code)
+         assert.truthy(os.time() - t0 <= 5)
+         st, j = srv:post("/v1/check", { policy = USER_POL, trace = { { role = "user", content = "x" } } })
+         assert.equal(200, st)
+         assert.equal(1, #j.violations)
+      end)
+end)
