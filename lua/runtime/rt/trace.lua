@@ -455,7 +455,7 @@ local function build(st, raw)
          local el = raw[i]
          if type(el) ~= "table" or getmetatable(el) ~= nil or #el ~= 0 then -- is_obj, inlined
             invalid(sfmt("Input should be a list of one of (Message, ToolCall, ToolOutput, Tool). "
-               .. "Instead, got: %s", tostring(type(el) == "table" and "a list" or el)))
+               .. "Instead, got: %s", type(el) == "table" and el ~= None and "a list" or value.repr(conv(el))))
          end
          local role = el.role
          if role ~= nil then

@@ -385,4 +385,17 @@ describe("rt.trace robustness", function()
          end
       end
    end)
+
+   it("names a bad top-level element by its Python repr (5, not 5.0) and its index", function()
+      for json, shown in pairs {
+         ['[{"role": "user", "content": "x"}, 5]'] = "5", ["[5.0]"] = "5.0", ['["abc"]'] = "'abc'",
+         ["[null]"] = "None", ["[true]"] = "True", ["[[1]]"] = "a list",
+      } do
+         local st, err = trace.append(trace.new(), trace.decode(json))
+         assert.is_nil(st)
+         assert.are.equal("trace_invalid", err.code)
+         assert.are.equal(shown, err.message:match("Instead, got: (.*)$"), json)
+         assert.are.equal(json:sub(2, 2) == "{" and 1 or 0, err.index)
+      end
+   end)
 end)
