@@ -3,10 +3,12 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <lauxlib.h>
 #include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -131,6 +133,40 @@ static void wkc_idle(struct wkcore *c)
 {
     lua_gc(sbx_state(c->sbx), LUA_GCCOLLECT);
     malloc_trim(0);
+}
+
+/* [-0, +0] math.randomseed(n1, n2) with the two integers passed */
+static int l_reseed(lua_State *L)
+{
+    lua_getglobal(L, "math");           /* push math */
+    lua_getfield(L, -1, "randomseed"); /* push math.randomseed */
+    lua_pushvalue(L, 1);               /* push n1 */
+    lua_pushvalue(L, 2);               /* push n2 */
+    lua_call(L, 2, 0);
+    return 0;
+}
+
+/* Every worker is a fork of the same zygote state, so each would draw the same math.random
+ * sequence: reseed from getrandom (in the allow-list) once per worker. Lua's string-hash seed
+ * (luai_makeseed: time and addresses, fixed when the state was created in the zygote) cannot
+ * be changed once strings exist; it differs per vigild start, not per worker. */
+static int wkc_reseed(struct wkcore *c, struct pe_err *err)
+{
+    lua_State *L = sbx_state(c->sbx);
+    lua_Integer seed[2];
+    size_t got = 0;
+    while (got < sizeof seed) {
+        long n = syscall(SYS_getrandom, (char *)seed + got, sizeof seed - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return pe_err_sys(err, "worker: getrandom");
+        got += (size_t)n;
+    }
+    lua_pushcfunction(L, l_reseed); /* push reseed */
+    lua_pushinteger(L, seed[0]);    /* push n1 */
+    lua_pushinteger(L, seed[1]);    /* push n2 */
+    return sbx_call(c->sbx, 2, 0, err);
 }
 
 /* 1 when fd has something to read (or hung up) within ms, 0 when the time passed quietly. */
@@ -268,8 +304,10 @@ struct zmsg {
 };
 
 struct zyg {
-    pid_t pid;
-    int ctrl;
+    pid_t pid;         /* guarded by mu (read atomically by zyg_pid) */
+    int ctrl;          /* guarded by mu; -1 while there is no zygote */
+    int dead;          /* guarded by mu: zyg_spawn found the zygote gone */
+    unsigned restarts; /* guarded by mu */
     pthread_mutex_t mu;
     struct zyg_cfg cfg;
 };
@@ -378,7 +416,7 @@ static void worker_child(struct zstate *zs, int fd)
     jc.rlimit_fsize = zs->cfg.rlimit_fsize;
     jc.rlimit_nproc = zs->cfg.rlimit_nproc;
     jc.filter = zs->filter;
-    if (jail_apply(&jc, &fd, &e) != PE_OK) {
+    if (jail_apply(&jc, &fd, &e) != PE_OK || wkc_reseed(&zs->core, &e) != PE_OK) {
         ipc_send(fd, 0, e.msg, strlen(e.msg) ? strlen(e.msg) : 1, zs->core.max_frame, 0, NULL);
         jail_exit(1);
     }
@@ -504,9 +542,8 @@ static void zs_spawn(struct zstate *zs)
     zs_prefork(zs); /* off the critical path: the next request finds it ready */
 }
 
-static void zygote_main(const struct zyg_cfg *cfg, int ctrl, pid_t parent)
-    __attribute__((noreturn));
-static void zygote_main(const struct zyg_cfg *cfg, int ctrl, pid_t parent)
+static void zygote_main(const struct zyg_cfg *cfg, int ctrl) __attribute__((noreturn));
+static void zygote_main(const struct zyg_cfg *cfg, int ctrl)
 {
     struct zstate zs;
     struct zmsg m;
@@ -515,9 +552,6 @@ static void zygote_main(const struct zyg_cfg *cfg, int ctrl, pid_t parent)
     int sfd, rc;
     size_t i;
 
-    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    if (getppid() != parent)
-        _exit(1);
     prctl(PR_SET_NAME, "vigil-zygote", 0, 0, 0);
     memset(&zs, 0, sizeof zs);
     zs.cfg = *cfg;
@@ -572,7 +606,7 @@ static void zygote_main(const struct zyg_cfg *cfg, int ctrl, pid_t parent)
             char op;
             ssize_t n = recv(zs.ctrl, &op, 1, 0);
             if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
-                break; /* vigild let go */
+                break; /* vigild let go (or died: the kernel closed its end) */
             if (n == 1 && op == 'S')
                 zs_spawn(&zs);
         }
@@ -582,13 +616,140 @@ static void zygote_main(const struct zyg_cfg *cfg, int ctrl, pid_t parent)
     _exit(0);
 }
 
+/*
+** The zygote is a fresh execution of this very program (/proc/self/exe), started with
+** posix_spawn: safe from a process that already runs threads, which is what a restart needs
+** (vigild serves HTTP on many threads by then; a bare fork there may copy a lock some other
+** thread held). The program finds out in this constructor, before main: the environment names
+** the inherited control socket, whose first message is the configuration. It never returns to
+** main. Every program that links core/worker.o (vigild, the tests) can so be its own zygote.
+*/
+#define ZYG_EXEC_ENV "VIGIL_ZYGOTE_FD"
+#define ZYG_EXEC_FD 3
+
+struct zboot {
+    struct zyg_cfg cfg;
+    int32_t pdeathsig; /* 1: die with the thread that started us (first start, main thread) */
+    int32_t parent;    /* pid that started us, for the PDEATHSIG race check */
+};
+
+__attribute__((constructor)) static void zyg_exec_entry(void)
+{
+    const char *v = getenv(ZYG_EXEC_ENV);
+    struct zboot b;
+    ssize_t n;
+    if (v == NULL || strcmp(v, "3") != 0)
+        return;
+    unsetenv(ZYG_EXEC_ENV);
+    do
+        n = recv(ZYG_EXEC_FD, &b, sizeof b, 0);
+    while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof b)
+        _exit(1);
+    if (b.pdeathsig) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        if (getppid() != b.parent)
+            _exit(1);
+    }
+    zygote_main(&b.cfg, ZYG_EXEC_FD);
+}
+
+/* Starts a zygote for z (z->pid, z->ctrl) and waits for its hello. With z->mu held, or before
+ * z is shared. */
+static int zyg_launch(struct zyg *z, int pdeathsig, struct pe_err *err)
+{
+    static char env_kv[] = ZYG_EXEC_ENV "=3";
+    char *argv[] = {(char *)(uintptr_t) "vigil-zygote", NULL};
+    posix_spawn_file_actions_t fa;
+    struct zboot b;
+    struct zmsg m;
+    struct pollfd pf;
+    char **envp = NULL;
+    size_t ne = 0, i;
+    int sv[2] = {-1, -1}, fds[2], rc, r;
+    pid_t pid = 0;
+
+    z->pid = 0;
+    z->ctrl = -1;
+    while (environ != NULL && environ[ne] != NULL)
+        ne++;
+    envp = calloc(ne + 2, sizeof *envp);
+    if (envp == NULL)
+        return pe_err_set(err, PE_ENOMEM, "zygote: out of memory");
+    for (i = 0; i < ne; i++)
+        envp[i] = environ[i]; /* an inherited VIGIL_ZYGOTE_FD is harmless: ours comes last */
+    envp[ne] = env_kv;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        rc = pe_err_sys(err, "zygote: socketpair");
+        goto out;
+    }
+    if (sv[1] == ZYG_EXEC_FD) { /* dup2 onto itself would keep CLOEXEC */
+        int hi = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
+        if (hi < 0) {
+            rc = pe_err_sys(err, "zygote: dup");
+            goto out;
+        }
+        close(sv[1]);
+        sv[1] = hi;
+    }
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, sv[1], ZYG_EXEC_FD);
+    r = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    if (r != 0) {
+        errno = r;
+        rc = pe_err_sys(err, "zygote: posix_spawn /proc/self/exe");
+        goto out;
+    }
+    z->pid = pid;
+    z->ctrl = sv[0];
+    sv[0] = -1;
+    memset(&b, 0, sizeof b);
+    b.cfg = z->cfg;
+    b.pdeathsig = pdeathsig;
+    b.parent = (int32_t)getpid();
+    if (send(z->ctrl, &b, sizeof b, MSG_NOSIGNAL) != (ssize_t)sizeof b) {
+        rc = pe_err_sys(err, "zygote: send the configuration");
+        goto out;
+    }
+    pf.fd = z->ctrl;
+    pf.events = POLLIN;
+    if (poll(&pf, 1, ZYG_HELLO_TIMEOUT_MS) <= 0) {
+        rc = pe_err_set(err, PE_ETIMEDOUT, "zygote: no hello within %d ms", ZYG_HELLO_TIMEOUT_MS);
+        goto out;
+    }
+    if (recv_zmsg(z->ctrl, &m, fds) < 0) {
+        rc = pe_err_set(err, PE_EDEAD, "zygote: died during start-up");
+        goto out;
+    }
+    if (m.code != PE_OK) {
+        rc = pe_err_set(err, m.code, "zygote: %s", m.msg);
+        goto out;
+    }
+    wk_max_frame = z->cfg.max_frame;
+    rc = PE_OK;
+out:
+    if (sv[0] >= 0)
+        close(sv[0]);
+    if (sv[1] >= 0)
+        close(sv[1]);
+    free(envp);
+    if (rc != PE_OK && z->pid > 0) { /* a zygote that did not come up is not kept */
+        kill(z->pid, SIGKILL);
+        waitpid(z->pid, NULL, 0);
+        z->pid = 0;
+    }
+    if (rc != PE_OK && z->ctrl >= 0) {
+        close(z->ctrl);
+        z->ctrl = -1;
+    }
+    return rc;
+}
+
 int zyg_start(const struct zyg_cfg *cfg, struct zyg **out, struct pe_err *err)
 {
     struct zyg *z;
-    struct zmsg m;
-    int sv[2], fds[2], rc;
-    pid_t parent = getpid();
-    struct pollfd pf;
+    int rc;
 
     *out = NULL;
     if (!cfg->insecure_no_jail) {
@@ -606,45 +767,77 @@ int zyg_start(const struct zyg_cfg *cfg, struct zyg **out, struct pe_err *err)
     z->cfg = *cfg;
     if (z->cfg.max_frame == 0)
         z->cfg.max_frame = IPC_MAX_FRAME_DEFAULT;
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-        rc = pe_err_sys(err, "zygote: socketpair");
-        free(z);
-        return rc;
-    }
-    z->pid = fork();
-    if (z->pid < 0) {
-        rc = pe_err_sys(err, "zygote: fork");
-        close(sv[0]);
-        close(sv[1]);
-        free(z);
-        return rc;
-    }
-    if (z->pid == 0) {
-        close(sv[0]);
-        zygote_main(&z->cfg, sv[1], parent);
-    }
-    close(sv[1]);
-    z->ctrl = sv[0];
+    z->ctrl = -1;
     pthread_mutex_init(&z->mu, NULL);
-    pf.fd = z->ctrl;
-    pf.events = POLLIN;
-    if (poll(&pf, 1, ZYG_HELLO_TIMEOUT_MS) <= 0) {
-        rc = pe_err_set(err, PE_ETIMEDOUT, "zygote: no hello within %d ms", ZYG_HELLO_TIMEOUT_MS);
-        goto fail;
+    rc = zyg_launch(z, 1, err);
+    if (rc != PE_OK) {
+        zyg_free(z);
+        return rc;
     }
-    if (recv_zmsg(z->ctrl, &m, fds) < 0) {
-        rc = pe_err_set(err, PE_EDEAD, "zygote: died during start-up");
-        goto fail;
-    }
-    if (m.code != PE_OK) {
-        rc = pe_err_set(err, m.code, "zygote: %s", m.msg);
-        goto fail;
-    }
-    wk_max_frame = z->cfg.max_frame;
     *out = z;
     return PE_OK;
-fail:
-    zyg_free(z);
+}
+
+/* 1 if the zygote's control socket shows it gone. With z->mu held (no request in flight: the
+ * zygote never writes unprompted, so anything readable is the hang-up). */
+static int zyg_gone(const struct zyg *z)
+{
+    struct pollfd pf = {.fd = z->ctrl, .events = POLLIN};
+    return z->ctrl < 0 || poll(&pf, 1, 0) != 0;
+}
+
+/* Reaps the dead zygote z->pid and describes how it ended into buf. */
+static void zyg_reap_old(struct zyg *z, char *buf, size_t cap)
+{
+    int st = 0, i;
+    pid_t r = 0;
+    for (i = 0; i < 100 && (r = waitpid(z->pid, &st, WNOHANG)) == 0; i++)
+        usleep(10000); /* it may still be killing its workers */
+    if (r == 0) {
+        kill(z->pid, SIGKILL);
+        r = waitpid(z->pid, &st, 0);
+    }
+    if (r != z->pid)
+        snprintf(buf, cap, "zygote %d gone", (int)z->pid);
+    else if (WIFSIGNALED(st))
+        snprintf(buf, cap, "zygote %d killed by signal %d", (int)z->pid, WTERMSIG(st));
+    else
+        snprintf(buf, cap, "zygote %d exited with status %d", (int)z->pid, WEXITSTATUS(st));
+}
+
+int zyg_revive(struct zyg *z, struct pe_err *err)
+{
+    char how[96];
+    pid_t old;
+    int rc;
+    pthread_mutex_lock(&z->mu);
+    if (!z->dead && !zyg_gone(z)) {
+        pthread_mutex_unlock(&z->mu);
+        return pe_err_set(err, PE_EAGAIN, "zygote %d is alive", (int)z->pid);
+    }
+    old = z->pid;
+    if (old > 0)
+        zyg_reap_old(z, how, sizeof how);
+    else
+        snprintf(how, sizeof how, "no zygote");
+    if (z->ctrl >= 0)
+        close(z->ctrl);
+    z->ctrl = -1;
+    z->pid = 0;
+    z->dead = 1;
+    rc = zyg_launch(z, 0, err);
+    if (rc == PE_OK) {
+        z->dead = 0;
+        z->restarts++;
+        err->code = PE_OK;
+        err->sys_errno = 0;
+        snprintf(err->msg, sizeof err->msg, "%s; restarted as zygote %d", how, (int)z->pid);
+    } else {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        pe_err_set(err, rc, "%s; restart failed: %s", how, why);
+    }
+    pthread_mutex_unlock(&z->mu);
     return rc;
 }
 
@@ -672,7 +865,7 @@ void zyg_free(struct zyg *z)
 
 pid_t zyg_pid(const struct zyg *z)
 {
-    return z->pid;
+    return __atomic_load_n(&z->pid, __ATOMIC_RELAXED);
 }
 
 int zyg_spawn(struct zyg *z, struct wk *out, struct pe_err *err)
@@ -687,14 +880,21 @@ int zyg_spawn(struct zyg *z, struct wk *out, struct pe_err *err)
     out->pid = 0;
     out->fd = out->pidfd = -1;
     pthread_mutex_lock(&z->mu);
+    if (z->dead || z->ctrl < 0) {
+        pthread_mutex_unlock(&z->mu);
+        return pe_err_set(err, PE_EDEAD, "zygote: gone (zyg_revive restarts it)");
+    }
     do
         n = send(z->ctrl, &op, 1, MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
     if (n != 1) {
+        z->dead = 1;
         pthread_mutex_unlock(&z->mu);
         return pe_err_set(err, PE_EDEAD, "zygote: gone (send: %s)", strerror(errno));
     }
     rc = recv_zmsg(z->ctrl, &m, fds);
+    if (rc < 0)
+        z->dead = 1;
     pthread_mutex_unlock(&z->mu);
     if (rc < 0)
         return pe_err_set(err, PE_EDEAD, "zygote: gone (recv: %s)",

@@ -2,7 +2,9 @@
  * worker.h -- the worker side of vigil: the zygote that forks one jailed worker process per
  * session, the host-side call into a worker, and an in-process (unjailed) variant for the CLI.
  *
- * The zygote is a process forked from vigild at startup, before any thread exists. It builds
+ * The zygote is a process started from vigild at startup (posix_spawn of /proc/self/exe: the
+ * program becomes the zygote in a constructor of core/worker.c, before main; so a zygote that
+ * died can be restarted from a multithreaded vigild, zyg_revive). It builds
  * the sandbox once (Lua + LPeg + cjson + vregex + every bundled module; `rt`, `compiler` and
  * `worker` required eagerly), builds the seccomp filter once, and on request forks a worker
  * (new pid/net/mount/ipc/uts namespaces), which applies the jail (core/jail.h) and serves the
@@ -42,11 +44,23 @@ void zyg_cfg_init(struct zyg_cfg *cfg);
 
 struct zyg; /* opaque */
 
-/* Forks the zygote. Must be called before any thread starts (libmicrohttpd, sqlite workers).
+/* Starts the zygote. Call it from the main thread, before any other starts (libmicrohttpd,
+ * sqlite workers): the zygote dies with the thread that started it (PR_SET_PDEATHSIG).
  * Returns PE_OK and *out (owned by the caller, free with zyg_free), or a negative pe_status
  * with err filled: PE_ENOTSUP when the full jail is unavailable and cfg->insecure_no_jail is 0
  * (err->msg says why and what to pass), PE_ELUA when the runtime does not load, PE_ESYS. */
 int zyg_start(const struct zyg_cfg *cfg, struct zyg **out, struct pe_err *err);
+
+/* Restarts the zygote if it died (zyg_spawn answered PE_EDEAD, or its control socket hung up).
+ * Thread-safe, callable from any thread: the new zygote is a posix_spawn of /proc/self/exe
+ * (nothing forked from a multithreaded process), and outlives the calling thread (its death
+ * is noticed by the hang-up of vigild's end, not by PR_SET_PDEATHSIG). Workers of the old
+ * zygote live on (their host sockets are open). Returns PE_OK when it restarted a dead zygote
+ * (err->msg says how the old one ended and the new pid: log it), PE_EAGAIN when the zygote is
+ * alive (nothing done; another thread may have restarted it: retry the spawn), or the error of
+ * the restart (err->msg; the zygote stays dead, a later call tries again). Takes the time of a
+ * zygote start-up (Lua runtime loaded: ~0.1-0.3 s); spawns wait meanwhile. */
+int zyg_revive(struct zyg *z, struct pe_err *err);
 
 /* Stops the zygote and SIGKILLs all its workers; waits for the zygote. NULL ok. */
 void zyg_free(struct zyg *z);
@@ -66,8 +80,9 @@ struct wk {
 /* clang-format on */
 
 /* Forks a jailed worker. Thread-safe (serialised internally). On PE_OK the worker has applied
- * its jail and is ready to serve. Errors: PE_EDEAD (the zygote is gone), PE_ESYS, or the jail
- * step that failed in the child (PE_ESYS/PE_ENOTSUP with its message). */
+ * its jail and is ready to serve. Errors: PE_EDEAD (the zygote is gone: zyg_revive, then spawn
+ * again), PE_ESYS, or the jail step that failed in the child (PE_ESYS/PE_ENOTSUP with its
+ * message). */
 int zyg_spawn(struct zyg *z, struct wk *out, struct pe_err *err);
 
 /* One request: sends req[0..len) and waits up to timeout_ms (<= 0: forever) for the answer.

@@ -64,7 +64,7 @@ static pthread_cond_t reap_cv = PTHREAD_COND_INITIALIZER;
 /* Metrics. */
 static pthread_mutex_t met_mu = PTHREAD_MUTEX_INITIALIZER;
 static unsigned long m_spawns, m_spawn_fail, m_deaths, m_timeouts, m_evictions, m_expired,
-    m_replays, m_busy;
+    m_replays, m_busy, m_zygote_restarts;
 static int m_workers;
 
 #define MET_INC(x)                                                                                 \
@@ -133,10 +133,31 @@ static void lim_release(void)
 
 /* ---- workers ---- */
 
+/* Restarts the zygote when it has died (killed, crashed). 1 when there is a live zygote to ask
+ * now (restarted here, or by another thread, or never dead), 0 when the restart failed. */
+static int zygote_revive(void)
+{
+    struct pe_err e = {0};
+    int rc = zyg_revive(zyg, &e);
+    if (rc == PE_OK) {
+        MET_INC(m_zygote_restarts);
+        util_log(LOG_WARN, "worker zygote died (%s); sessions keep their workers, new ones come "
+                           "from the new zygote", e.msg);
+        return 1;
+    }
+    if (rc == PE_EAGAIN)
+        return 1;
+    util_log(LOG_ERROR, "worker zygote: %s (%s); retrying on the next spawn", e.msg,
+             pe_status_str(rc));
+    return 0;
+}
+
 static int spawn(struct wk *w, struct pe_err *err)
 {
     *w = (struct wk)WK_INIT;
     int rc = zyg_spawn(zyg, w, err);
+    if (rc == PE_EDEAD && zygote_revive())
+        rc = zyg_spawn(zyg, w, err);
     if (rc != PE_OK) {
         MET_INC(m_spawn_fail);
         util_log(LOG_ERROR, "worker spawn failed: %s (%s)", err->msg, pe_status_str(rc));
@@ -669,6 +690,7 @@ static void *reaper_main(void *arg)
         if (stopping)
             break;
         pthread_mutex_unlock(&reap_mu);
+        zygote_revive(); /* a dead zygote is replaced before a request has to wait for it */
         reap_once();
         pthread_mutex_lock(&reap_mu);
     }
@@ -789,9 +811,10 @@ void sess_metrics(char **buf, size_t *len, size_t *cap)
                    "# TYPE vigil_evaluations_inflight gauge\nvigil_evaluations_inflight %d\n"
                    "# TYPE vigil_evaluations_queued gauge\nvigil_evaluations_queued %d\n"
                    "# TYPE vigil_evaluations_rejected_total counter\n"
-                   "vigil_evaluations_rejected_total %lu\n",
+                   "vigil_evaluations_rejected_total %lu\n"
+                   "# TYPE vigil_zygote_restarts_total counter\nvigil_zygote_restarts_total %lu\n",
                    ns, m_workers, m_spawns, m_spawn_fail, m_deaths, m_timeouts, m_evictions,
-                   m_replays, m_expired, infl, wait, m_busy);
+                   m_replays, m_expired, infl, wait, m_busy, m_zygote_restarts);
     pthread_mutex_unlock(&met_mu);
     (void)pool_waiting;
 }

@@ -340,11 +340,14 @@ static long vm_rss_kb(pid_t pid)
 /* A worker that goes idle gives back what its last request allocated (full GC + malloc_trim
  * after idle_trim_ms without a request). Without it the garbage stays until the next requests
  * allocate enough to run a cycle: an idle worker would keep it forever. */
-static void test_idle_trim(struct zyg *z, const struct zyg_cfg *cfg)
+static void test_idle_trim(const struct zyg_cfg *base)
 {
-    /* ~200,000 small tables held by a local: garbage once the eval returns */
-    static const char alloc[] = "{\"op\":\"eval\",\"code\":\"local t = {} for i = 1, 200000 do "
-                                "t[i] = {i, i} end return #t\"}";
+    /* 2,500 strings of 10 kB (malloc'd in the heap, under the mmap threshold) held by a local:
+     * garbage once the eval returns */
+    static const char alloc[] = "{\"op\":\"eval\",\"code\":\"local t = {} for i = 1, 2500 do "
+                                "t[i] = string.rep('x', 10000) .. i end return #t\"}";
+    struct zyg_cfg c = *base, *cfg = &c;
+    struct zyg *z = NULL;
     struct wk w = WK_INIT;
     struct pe_err e;
     long r0, r1, r2 = -1;
@@ -355,8 +358,14 @@ static void test_idle_trim(struct zyg *z, const struct zyg_cfg *cfg)
         skip("idle trim (2)");
         return;
     }
-    if (zyg_spawn(z, &w, &e) != PE_OK)
+    c.deadline_ms = 10000; /* the allocation must not race a loaded machine */
+    c.idle_trim_ms = 200;
+    if (!ok(zyg_start(cfg, &z, &e) == PE_OK, "a zygote with idle_trim_ms = 200"))
         return;
+    if (zyg_spawn(z, &w, &e) != PE_OK) {
+        zyg_free(z);
+        return;
+    }
     j = call(&w, "{\"op\":\"ping\"}", 2000, &rc);
     json_decref(j);
     usleep((useconds_t)(cfg->idle_trim_ms + 300) * 1000);
@@ -364,7 +373,8 @@ static void test_idle_trim(struct zyg *z, const struct zyg_cfg *cfg)
     j = call(&w, alloc, 5000, &rc);
     r1 = vm_rss_kb(w.pid);
     ok(is_ok(j) && r0 > 0 && r1 > r0 + 10 * 1024,
-       "a request allocates: VmRSS %ld kB -> %ld kB right after it", r0, r1);
+       "a request allocates: VmRSS %ld kB -> %ld kB right after it (%s)", r0, r1,
+       is_ok(j) ? "ok" : (j && err_code(j) ? err_code(j) : "no answer"));
     json_decref(j);
     for (i = 0; i < 50; i++) { /* up to 5 s: the trim runs idle_trim_ms after the request */
         usleep(100000);
@@ -381,6 +391,7 @@ static void test_idle_trim(struct zyg *z, const struct zyg_cfg *cfg)
        "the worker serves normally after the trim");
     json_decref(j);
     wk_kill(&w);
+    zyg_free(z);
 }
 
 static void test_roundtrip(struct zyg *z)
@@ -405,6 +416,71 @@ static void test_roundtrip(struct zyg *z)
     qsort(t, N, sizeof t[0], cmp_d);
     note("ping round trip: median %.1f us, p99 %.1f us", t[N / 2], t[N * 99 / 100]);
     wk_kill(&w);
+}
+
+/* every worker of one zygote draws its own math.random sequence (reseeded after the fork) */
+static void test_seeds(struct zyg *z)
+{
+    static const char req[] =
+        "{\"op\":\"eval\",\"code\":\"return {math.random(0, 1 << 30), math.random(0, 1 << 30)}\"}";
+    struct wk w[2] = {WK_INIT, WK_INIT};
+    json_t *j[2] = {NULL, NULL};
+    struct pe_err e;
+    int i, rc, differ = 0;
+    for (i = 0; i < 2; i++) {
+        if (zyg_spawn(z, &w[i], &e) == PE_OK)
+            j[i] = call(&w[i], req, 2000, &rc);
+    }
+    if (is_ok(j[0]) && is_ok(j[1])) {
+        json_t *a = json_object_get(json_object_get(j[0], "result"), "value");
+        json_t *b = json_object_get(json_object_get(j[1], "result"), "value");
+        differ = json_array_size(a) == 2 && json_array_size(b) == 2 &&
+                 !json_equal(a, b) && !json_equal(json_array_get(a, 0), json_array_get(b, 0));
+    }
+    ok(differ, "two workers of one zygote draw different math.random values");
+    for (i = 0; i < 2; i++) {
+        json_decref(j[i]);
+        wk_kill(&w[i]);
+    }
+}
+
+/* a zygote that died: zyg_spawn says PE_EDEAD, zyg_revive starts a new one (an exec of this
+ * test program, which becomes the zygote before main), the old workers live on */
+static void test_revive(struct zyg *z)
+{
+    struct wk w = WK_INIT, w2 = WK_INIT;
+    struct pe_err e;
+    pid_t z1 = zyg_pid(z), z2;
+    json_t *j;
+    int rc, st = 0;
+
+    rc = zyg_revive(z, &e);
+    ok(rc == PE_EAGAIN, "zyg_revive on a live zygote: PE_EAGAIN, nothing done (%s)",
+       pe_status_str(rc));
+    if (zyg_spawn(z, &w, &e) != PE_OK)
+        return;
+    kill(z1, SIGKILL);
+    usleep(50000);
+    rc = zyg_spawn(z, &w2, &e);
+    ok(rc == PE_EDEAD, "zygote killed: zyg_spawn -> PE_EDEAD (%s: %s)", pe_status_str(rc), e.msg);
+    wk_kill(&w2);
+    rc = zyg_revive(z, &e);
+    z2 = zyg_pid(z);
+    ok(rc == PE_OK && z2 > 0 && z2 != z1 && strstr(e.msg, "killed by signal 9") != NULL,
+       "zyg_revive: a new zygote (%s)", e.msg);
+    ok(waitpid(z1, &st, WNOHANG) < 0, "the old zygote was reaped");
+    rc = zyg_spawn(z, &w2, &e);
+    j = rc == PE_OK ? call(&w2, "{\"op\":\"eval\",\"code\":\"return 6 * 7\"}", 2000, &rc) : NULL;
+    ok(is_ok(j) && json_integer_value(json_object_get(json_object_get(j, "result"), "value")) == 42,
+       "a worker of the new zygote evaluates");
+    json_decref(j);
+    j = call(&w, "{\"op\":\"ping\"}", 2000, &rc);
+    ok(is_ok(j), "a worker of the dead zygote still serves");
+    json_decref(j);
+    rc = zyg_revive(z, &e);
+    ok(rc == PE_EAGAIN, "zyg_revive again: PE_EAGAIN");
+    wk_kill(&w);
+    wk_kill(&w2);
 }
 
 #define LREQ "{\"op\":\"eval\",\"code\":\"return 6 * 7\"}"
@@ -453,9 +529,12 @@ int main(void)
     test_frames(z);
     test_many(z);
     test_roundtrip(z);
-    test_idle_trim(z, &cfg);
+    test_seeds(z);
+    test_revive(z);
+    zp = zyg_pid(z);
     zyg_free(z);
     ok(kill(zp, 0) != 0, "zyg_free: the zygote is gone");
+    test_idle_trim(&cfg);
     zyg_free(NULL);
     test_local();
     return done_testing();

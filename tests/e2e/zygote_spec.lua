@@ -1,0 +1,135 @@
+-- The worker zygote from outside: killed with SIGKILL, vigild notices, logs it, starts a new
+-- one (an exec of its own binary: safe although vigild runs threads by then), and both new and
+-- existing sessions keep working. Owner: C core.
+local H = require "tests.e2e.helper"
+
+local POLICY = 'raise "user msg" if:\n    (m: Message)\n    m.role == "user"'
+local TRACE = { { role = "user", content = "hi" }, { role = "assistant", content = "yo" } }
+
+local function comm(pid)
+   return (H.slurp("/proc/" .. pid .. "/comm") or ""):gsub("%s+$", "")
+end
+
+-- the live zygote(s) under vigild
+local function zygotes(srv)
+   local out = {}
+   for _, p in ipairs(H.descendants(srv.pid)) do
+      if comm(p) == "vigil-zygote" and H.alive(p) then out[#out + 1] = p end
+   end
+   return out
+end
+
+local function wait_for(pred, seconds)
+   for _ = 1, math.floor(seconds / 0.05) do
+      local v = pred()
+      if v then return v end
+      H.sleep(0.05)
+   end
+   return pred()
+end
+
+describe("the worker zygote", function()
+   local srv
+   setup(function()
+      srv = H.start { args = { "--enable-eval" } }
+   end)
+   teardown(function()
+      if srv then srv:stop() end
+   end)
+
+   it("is one process, a child of vigild", function()
+      local z = zygotes(srv)
+      assert.equal(1, #z)
+      assert.equal(srv.pid, tonumber((H.slurp("/proc/" .. z[1] .. "/stat") or ""):match("^%d+ %b() %a (%d+)")))
+   end)
+
+   it("gives every session's worker its own math.random seed", function()
+      local seen, n = {}, 0
+      for _ = 1, 3 do
+         local sid = srv:session()
+         local st, j = srv:post("/v1/sessions/" .. sid .. "/eval",
+            { code = "return math.random(1, 1 << 30) .. ',' .. math.random(1, 1 << 30)" })
+         assert.equal(200, st)
+         if not seen[j.value] then n = n + 1 end
+         seen[j.value] = true
+         srv:delete("/v1/sessions/" .. sid)
+      end
+      assert.equal(3, n)
+   end)
+
+   it("killed with SIGKILL is restarted: new and existing sessions keep working", function()
+      local old_sid = srv:session()
+      local st = srv:post("/v1/sessions/" .. old_sid .. "/policies", { policy = POLICY, id = "p" })
+      assert.equal(201, st)
+      local z1 = zygotes(srv)[1]
+      assert.is_number(z1)
+      os.execute("kill -KILL " .. z1)
+      assert.truthy(wait_for(function() return not H.alive(z1) end, 5), "the zygote did not die")
+
+      -- a new session right away: vigild restarts the zygote on demand
+      local st2, j = srv:post("/v1/sessions", {})
+      assert.equal(201, st2)
+      assert.is_number(j.worker_pid)
+      local est, ej = srv:post("/v1/sessions/" .. j.id .. "/eval", { code = "return 6 * 7" })
+      assert.equal(200, est)
+      assert.equal(42, ej.value)
+
+      -- the existing session: its worker outlived the zygote (or is replayed)
+      est, ej = srv:post("/v1/sessions/" .. old_sid .. "/eval", { code = "return 'still here'" })
+      assert.equal(200, est)
+      assert.equal("still here", ej.value)
+      local ast, aj = srv:post("/v1/sessions/" .. old_sid .. "/policies/p/analyze", { trace = TRACE })
+      assert.equal(200, ast)
+      assert.equal(1, #aj.violations)
+
+      local z = zygotes(srv)
+      assert.equal(1, #z)
+      assert.are_not.equal(z1, z[1])
+      local rst, rj = srv:get("/readyz")
+      assert.equal(200, rst)
+      assert.is_true(rj.ready)
+      local _, _, metrics = srv:get("/metrics")
+      assert.equal(1, tonumber(metrics:match("vigil_zygote_restarts_total (%d+)")))
+      local log = srv:log()
+      assert.truthy(log:find("worker zygote died (zygote " .. z1 .. " killed by signal 9; restarted as zygote " .. z[1], 1, true), log)
+   end)
+
+   it("is restarted by the supervisor even when no request asks for a worker", function()
+      local z1 = zygotes(srv)[1]
+      assert.is_number(z1)
+      os.execute("kill -KILL " .. z1)
+      local z2 = wait_for(function()
+         local z = zygotes(srv)
+         return z[1] ~= nil and z[1] ~= z1 and z[1] or nil
+      end, 5)
+      assert.is_number(z2)
+      local sid = srv:session()
+      local est, ej = srv:post("/v1/sessions/" .. sid .. "/eval", { code = "return 1" })
+      assert.equal(200, est)
+      assert.equal(1, ej.value)
+      local _, _, metrics = srv:get("/metrics")
+      assert.equal(2, tonumber(metrics:match("vigil_zygote_restarts_total (%d+)")))
+   end)
+
+   it("a zygote that keeps dying does not take vigild down", function()
+      for _ = 1, 3 do
+         local z = zygotes(srv)[1]
+         if z then os.execute("kill -KILL " .. z) end
+         local st = srv:post("/v1/sessions", {})
+         assert.equal(201, st)
+      end
+      assert.truthy(H.alive(srv.pid))
+      local sid = srv:session()
+      local est = srv:post("/v1/sessions/" .. sid .. "/eval", { code = "return 1" })
+      assert.equal(200, est)
+   end)
+
+   it("leaves no zygote behind when vigild stops", function()
+      local z = zygotes(srv)
+      assert.equal(1, #z)
+      assert.is_true(srv:stop(nil, nil, true))
+      assert.truthy(wait_for(function() return not H.alive(z[1]) end, 5), "zygote " .. z[1] .. " outlived vigild")
+      srv:stop()
+      srv = nil
+   end)
+end)
