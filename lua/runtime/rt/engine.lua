@@ -242,7 +242,9 @@ local function run_items(S, items, e, marks)
    local c = S.ctx
    for i = 1, #items do
       local it = items[i]
-      c.marks = {}
+      -- a fresh marks list per item; an empty one left by the previous item is reused
+      local cm0 = c.marks
+      if cm0 == nil or cm0[1] ~= nil then c.marks = {} end
       S.cur = it
       local ok, r = pcall(it.fn, c, e)
       if not ok then

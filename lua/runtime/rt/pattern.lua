@@ -161,7 +161,8 @@ function M.match(ctx, v, pat)
    end
    if v.kind ~= "ToolCall" then return None end
    local fn = v["function"]
-   local fname = fn and vstr(fn.name)
+   local fname = fn and fn.name
+   if type(fname) ~= "string" then fname = fn and vstr(fname) end
    if fname == nil or not name_matches(pat.name, fname) then return false end
    if pat.too_many then return false end
    if pat.arg == nil then return true end

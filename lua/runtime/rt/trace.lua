@@ -205,8 +205,8 @@ local function server_of(obj)
 end
 
 -- The hot paths of build/new_call: the element's metadata value `md` (already checked to be
--- absent, None or an object) -> its Dict (converted in place, trace_idx set) and its server.
--- The same results as metadata_of(obj, idx) followed by server_of(obj).
+-- absent, None or an object) -> its Dict (converted in place, trace_idx set), as
+-- metadata_of(obj, idx); the server is then the Dict's string `server` or None, as server_of(obj).
 local function md_dict(md, idx)
    if md == nil or md == None then return setmetatable({ trace_idx = idx }, Dict) end
    local d = conv_dict(md)
@@ -214,11 +214,6 @@ local function md_dict(md, idx)
    return d
 end
 
-local function md_server(d)
-   local s = d.server
-   if type(s) == "string" then return s end
-   return None
-end
 
 -- content chunks: TextChunk {type, text} or Image {type, image_url: {str: str}}
 local function chunk_list(list, what)
@@ -313,7 +308,7 @@ local function new_call(raw, idx, path, nested, where)
       kind = "ToolCall", idx = idx, path = path, seq = 0, id = id, type = ty,
       ["function"] = setmetatable({ kind = "Function", name = name, arguments = conv_dict(args) },
          Record),
-      metadata = mdd, server = md_server(mdd), message = false,
+      metadata = mdd, server = type(mdd.server) == "string" and mdd.server or None, message = false,
    }, Event)
 end
 
@@ -481,7 +476,8 @@ local function build(st, raw)
                local mdd = md_dict(md, idx)
                ev = {
                   kind = "ToolOutput", idx = idx, path = spath, seq = 0, role = role, content = content,
-                  tool_call_id = tcid, call = call, metadata = mdd, server = md_server(mdd),
+                  tool_call_id = tcid, call = call, metadata = mdd,
+                  server = type(mdd.server) == "string" and mdd.server or None,
                }
             else
                local tcs = el.tool_calls
@@ -493,7 +489,8 @@ local function build(st, raw)
                local mdd = md_dict(md, idx)
                ev = {
                   kind = "Message", idx = idx, path = spath, seq = 0, role = role, content = content,
-                  tool_calls = setmetatable(tcs, List), metadata = mdd, server = md_server(mdd),
+                  tool_calls = setmetatable(tcs, List), metadata = mdd,
+                  server = type(mdd.server) == "string" and mdd.server or None,
                }
                for k = 1, #tcs do
                   k_call = k
