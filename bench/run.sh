@@ -186,7 +186,7 @@ timeout 300 "$LUA" bench/analyze_bench.lua "$T" $RULES >"$T/engine.txt" 2>&1
 while IFS= read -r line; do
     case $line in
     analyze*) row "a) engine only" "$(field rule "$line") @ $(field events "$line") events (in-process rt.analyze)" \
-        "$(field median_ms "$line") ms median (+ $(field decode_ms "$line") ms JSON decode)" "";;
+        "$(field median_ms "$line") ms median (+ $(field decode_ms "$line") decode, $(field gc_ms "$line") GC; worker op $(field handle_ms "$line") ms)" "";;
     n/a*) row "a) engine only" "in-process rt.analyze" "$line" "";;
     esac
 done <"$T/engine.txt"
