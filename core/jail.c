@@ -312,28 +312,74 @@ static int step_caps(struct pe_err *err)
     return PE_OK;
 }
 
+/* The test knob: PE_OK unless cfg->fail_step names this step. */
+static int injected(const struct jail_cfg *cfg, const char *step, struct pe_err *err)
+{
+    if (cfg->fail_step == NULL || strcmp(cfg->fail_step, step) != 0)
+        return PE_OK;
+    errno = EPERM;
+    return pe_err_sys(err, "jail: %s (failure injected by the test knob)", step);
+}
+
+static int step_tz(struct pe_err *err)
+{
+    if (setenv("TZ", "UTC", 1) < 0)
+        return pe_err_sys(err, "jail: setenv TZ");
+    tzset();
+    return PE_OK;
+}
+
+static int step_nnp(struct pe_err *err)
+{
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return pe_err_sys(err, "jail: PR_SET_NO_NEW_PRIVS");
+    return PE_OK;
+}
+
+static int step_seccomp(const struct jail_cfg *cfg, struct pe_err *err)
+{
+    if (cfg->filter != NULL &&
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &cfg->filter->prog, 0, 0) < 0)
+        return pe_err_sys(err, "jail: PR_SET_SECCOMP");
+    return PE_OK;
+}
+
 int jail_apply(const struct jail_cfg *cfg, int *fd, struct pe_err *err)
 {
     int rc;
-    rc = step_fds(fd, err);
-    if (rc == PE_OK && !cfg->insecure && outer_uid != 0)
-        rc = step_usermap(err);
-    if (rc == PE_OK && !cfg->insecure)
-        rc = step_root(err);
-    if (rc == PE_OK) {
-        if (setenv("TZ", "UTC", 1) < 0)
-            rc = pe_err_sys(err, "jail: setenv TZ");
-        tzset();
+    rc = injected(cfg, "fds", err);
+    if (rc == PE_OK)
+        rc = step_fds(fd, err);
+    if (rc == PE_OK && !cfg->insecure && outer_uid != 0) {
+        rc = injected(cfg, "usermap", err);
+        if (rc == PE_OK)
+            rc = step_usermap(err);
     }
+    if (rc == PE_OK && !cfg->insecure) {
+        rc = injected(cfg, "root", err);
+        if (rc == PE_OK)
+            rc = step_root(err);
+    }
+    if (rc == PE_OK)
+        rc = injected(cfg, "tz", err);
+    if (rc == PE_OK)
+        rc = step_tz(err);
+    if (rc == PE_OK)
+        rc = injected(cfg, "rlimits", err);
     if (rc == PE_OK)
         rc = step_rlimits(cfg, err);
     if (rc == PE_OK)
+        rc = injected(cfg, "caps", err);
+    if (rc == PE_OK)
         rc = step_caps(err);
-    if (rc == PE_OK && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-        rc = pe_err_sys(err, "jail: PR_SET_NO_NEW_PRIVS");
-    if (rc == PE_OK && cfg->filter != NULL &&
-        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &cfg->filter->prog, 0, 0) < 0)
-        rc = pe_err_sys(err, "jail: PR_SET_SECCOMP");
+    if (rc == PE_OK)
+        rc = injected(cfg, "nnp", err);
+    if (rc == PE_OK)
+        rc = step_nnp(err);
+    if (rc == PE_OK)
+        rc = injected(cfg, "seccomp", err);
+    if (rc == PE_OK)
+        rc = step_seccomp(cfg, err);
     return rc;
 }
 

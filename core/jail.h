@@ -43,6 +43,9 @@ struct jail_cfg {
     size_t rlimit_fsize;              /* applied as given (0 = no file may grow) */
     int rlimit_nproc;                 /* applied for non-root uids only */
     const struct jail_filter *filter; /* NULL: no seccomp (tests only) */
+    const char *fail_step;            /* tests only: this step fails as if its syscall had
+                                         (EPERM): "fds", "usermap", "root", "tz", "rlimits",
+                                         "caps", "nnp", "seccomp"; NULL or "": none */
 };
 
 /* The clone flags the child must be created with (0 in insecure mode): CLONE_NEWPID|NEWNET|

@@ -138,7 +138,7 @@ static void wkc_idle(struct wkcore *c)
 /* [-0, +0] math.randomseed(n1, n2) with the two integers passed */
 static int l_reseed(lua_State *L)
 {
-    lua_getglobal(L, "math");           /* push math */
+    lua_getglobal(L, "math");          /* push math */
     lua_getfield(L, -1, "randomseed"); /* push math.randomseed */
     lua_pushvalue(L, 1);               /* push n1 */
     lua_pushvalue(L, 2);               /* push n2 */
@@ -416,6 +416,7 @@ static void worker_child(struct zstate *zs, int fd)
     jc.rlimit_fsize = zs->cfg.rlimit_fsize;
     jc.rlimit_nproc = zs->cfg.rlimit_nproc;
     jc.filter = zs->filter;
+    jc.fail_step = zs->cfg.jail_fail_step;
     if (jail_apply(&jc, &fd, &e) != PE_OK || wkc_reseed(&zs->core, &e) != PE_OK) {
         ipc_send(fd, 0, e.msg, strlen(e.msg) ? strlen(e.msg) : 1, zs->core.max_frame, 0, NULL);
         jail_exit(1);

@@ -22,22 +22,24 @@
 
 /* Configuration; zyg_cfg_init() fills the documented defaults. Every size in bytes. */
 struct zyg_cfg {
-    int insecure_no_jail;   /* 1: no namespaces/pivot_root (still no_new_privs+seccomp+rlimits) */
-    size_t mem_limit;       /* per-session Lua heap cap (default 256 MiB) */
-    long long instr_budget; /* Lua instructions per request (default 2e9; 0 = unlimited) */
-    int deadline_ms;        /* wall-clock deadline per request inside the worker (default 10000) */
-    size_t max_frame;       /* hard max payload of one frame (default IPC_MAX_FRAME_DEFAULT) */
-    size_t rlimit_as;       /* RLIMIT_AS of a worker (default mem_limit + 512 MiB; 0 = none) */
-    int rlimit_cpu;         /* RLIMIT_CPU seconds of a worker (default 3600; 0 = none) */
-    int rlimit_nofile;      /* RLIMIT_NOFILE (default 16) */
-    size_t rlimit_fsize;    /* RLIMIT_FSIZE (default 0: no file may grow) */
-    int rlimit_nproc;       /* RLIMIT_NPROC, non-root uids only (default 0: no new process) */
-    int prefork;            /* 1 (default): the zygote keeps one jailed worker forked ahead, so
-                               zyg_spawn only hands it over; 0: fork on demand */
-    int idle_trim_ms;       /* a worker that served a request and then waited this long for the
-                               next one runs a full Lua GC and malloc_trim(0) once, giving the
-                               memory of its last requests back (default 500; 0 = never) */
-    int sanitizer_build;    /* informational: set by the build, not by callers */
+    int insecure_no_jail;    /* 1: no namespaces/pivot_root (still no_new_privs+seccomp+rlimits) */
+    size_t mem_limit;        /* per-session Lua heap cap (default 256 MiB) */
+    long long instr_budget;  /* Lua instructions per request (default 2e9; 0 = unlimited) */
+    int deadline_ms;         /* wall-clock deadline per request inside the worker (default 10000) */
+    size_t max_frame;        /* hard max payload of one frame (default IPC_MAX_FRAME_DEFAULT) */
+    size_t rlimit_as;        /* RLIMIT_AS of a worker (default mem_limit + 512 MiB; 0 = none) */
+    int rlimit_cpu;          /* RLIMIT_CPU seconds of a worker (default 3600; 0 = none) */
+    int rlimit_nofile;       /* RLIMIT_NOFILE (default 16) */
+    size_t rlimit_fsize;     /* RLIMIT_FSIZE (default 0: no file may grow) */
+    int rlimit_nproc;        /* RLIMIT_NPROC, non-root uids only (default 0: no new process) */
+    int prefork;             /* 1 (default): the zygote keeps one jailed worker forked ahead, so
+                                zyg_spawn only hands it over; 0: fork on demand */
+    int idle_trim_ms;        /* a worker that served a request and then waited this long for the
+                                next one runs a full Lua GC and malloc_trim(0) once, giving the
+                                memory of its last requests back (default 500; 0 = never) */
+    int sanitizer_build;     /* informational: set by the build, not by callers */
+    char jail_fail_step[16]; /* tests only: the jail step every worker fails (jail_cfg.fail_step;
+                                "" = none): exercises the failure report */
 };
 
 void zyg_cfg_init(struct zyg_cfg *cfg);

@@ -840,6 +840,11 @@ static void h_sess_create(struct http_req *rq, struct http_resp *rs)
         rs->retry_after = 5;
         return;
     }
+    if (rc == SESS_ENOWORKER) {
+        http_err(rs, 503, "worker_unavailable", "no worker could be started for the session");
+        rs->retry_after = 1;
+        return;
+    }
     if (rc) {
         http_err(rs, 503, "store_unavailable", "the session could not be stored");
         return;

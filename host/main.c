@@ -384,6 +384,12 @@ int main(int argc, char **argv)
         zc.max_frame = (size_t)c.max_body * 2 + 4096;
     if (zc.rlimit_as && zc.rlimit_as < zc.mem_limit + (512u << 20))
         zc.rlimit_as = zc.mem_limit + (512u << 20);
+    /* Test hook: every worker fails this jail step (exercises the failure report end to end). */
+    const char *fail_step = getenv("VIGIL_TEST_JAIL_FAIL_STEP");
+    if (fail_step && *fail_step) {
+        snprintf(zc.jail_fail_step, sizeof zc.jail_fail_step, "%s", fail_step);
+        util_log(LOG_WARN, "test hook: every worker fails the jail step '%s'", zc.jail_fail_step);
+    }
     struct zyg *z = NULL;
     struct pe_err err = {0};
     int rc = zyg_start(&zc, &z, &err);

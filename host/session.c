@@ -141,8 +141,10 @@ static int zygote_revive(void)
     int rc = zyg_revive(zyg, &e);
     if (rc == PE_OK) {
         MET_INC(m_zygote_restarts);
-        util_log(LOG_WARN, "worker zygote died (%s); sessions keep their workers, new ones come "
-                           "from the new zygote", e.msg);
+        util_log(LOG_WARN,
+                 "worker zygote died (%s); sessions keep their workers, new ones come "
+                 "from the new zygote",
+                 e.msg);
         return 1;
     }
     if (rc == PE_EAGAIN)
@@ -439,12 +441,19 @@ int sess_create(const char *id, long ttl, char *id_out, char *token_out)
     pthread_mutex_unlock(&tab_mu);
     snprintf(id_out, 65, "%s", id);
     snprintf(token_out, 33, "%s", token);
-    /* Spawn eagerly so that the session is ready; a failure here is retried on first use. */
+    /* Spawn eagerly so that the session is ready. A session whose worker cannot be spawned
+     * (zygote gone and not restartable, a jail step failing) is not kept: the client gets a
+     * 503 now rather than a session that answers 503 to everything. */
     struct pe_err err = {0};
     pthread_mutex_lock(&s->mu);
-    if (ensure_worker(s, 0, &err) != PE_OK)
-        util_log(LOG_WARN, "session %s: no worker yet: %s", id, err.msg);
+    int wrc = ensure_worker(s, 0, &err);
     pthread_mutex_unlock(&s->mu);
+    if (wrc != PE_OK) {
+        util_log(LOG_ERROR, "session %s: not created, no worker: %s", id, err.msg);
+        sess_put(s);
+        sess_delete(id);
+        return SESS_ENOWORKER;
+    }
     sess_put(s);
     return 0;
 }

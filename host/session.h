@@ -37,7 +37,13 @@ struct sess_cfg {
 };
 
 /* Extra status codes next to enum pe_status. */
-enum { SESS_EBUSY = -100, SESS_EFULL = -101, SESS_EDUP = -102, SESS_ENOTFOUND = -103 };
+enum {
+    SESS_EBUSY = -100,
+    SESS_EFULL = -101,
+    SESS_EDUP = -102,
+    SESS_ENOTFOUND = -103,
+    SESS_ENOWORKER = -104
+};
 
 /* Loads every stored session (expired ones are deleted) and starts the reaper thread.
  * z and st are borrowed for the life of the table. */
@@ -48,7 +54,9 @@ void sess_shutdown(void);
 struct sess;
 
 /* Creates a session (id NULL: a random UUID) and spawns its worker. Fills id_out (65 bytes)
- * and token_out (33 bytes). Returns 0, SESS_EDUP, SESS_EFULL or STORE_ERR-like negatives. */
+ * and token_out (33 bytes). Returns 0, SESS_EDUP, SESS_EFULL, SESS_ENOWORKER (no worker could
+ * be spawned, e.g. its jail failed: logged; the session is not kept) or STORE_ERR-like
+ * negatives. */
 int sess_create(const char *id, long ttl, char *id_out, char *token_out);
 /* Looks up a live session and takes a reference (release with sess_put); NULL if unknown. */
 struct sess *sess_get(const char *id);

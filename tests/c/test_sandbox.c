@@ -246,12 +246,12 @@ static void test_fail_after(void)
 static int l_handle(lua_State *L)
 {
     const char *req = lua_touserdata(L, 1);
-    lua_getglobal(L, "require");  /* push require */
-    lua_pushliteral(L, "worker"); /* push name */
-    lua_call(L, 1, 1);            /* push worker module */
+    lua_getglobal(L, "require");   /* push require */
+    lua_pushliteral(L, "worker");  /* push name */
+    lua_call(L, 1, 1);             /* push worker module */
     lua_getfield(L, -1, "handle"); /* push handle */
-    lua_pushstring(L, req);       /* push request */
-    lua_call(L, 1, 1);            /* push response */
+    lua_pushstring(L, req);        /* push request */
+    lua_call(L, 1, 1);             /* push response */
     return 1;
 }
 
@@ -286,8 +286,7 @@ static void test_fault_sweep(void)
     int n, rc, rok = 0, answers = 0, memerrs = 0, other = 0, usable = 1;
     sbx_set_limits(S, &c);
     rc = handle(put, &e, &rok);
-    if (!ok(rc == PE_OK && rok, "worker.handle policy_put in the sandbox (%s)",
-            rc ? e.msg : "ok"))
+    if (!ok(rc == PE_OK && rok, "worker.handle policy_put in the sandbox (%s)", rc ? e.msg : "ok"))
         return;
     for (n = 0; n < 1100; n += 7) {
         const char *req = (n / 7) % 2 ? ana : put;

@@ -434,8 +434,8 @@ static void test_seeds(struct zyg *z)
     if (is_ok(j[0]) && is_ok(j[1])) {
         json_t *a = json_object_get(json_object_get(j[0], "result"), "value");
         json_t *b = json_object_get(json_object_get(j[1], "result"), "value");
-        differ = json_array_size(a) == 2 && json_array_size(b) == 2 &&
-                 !json_equal(a, b) && !json_equal(json_array_get(a, 0), json_array_get(b, 0));
+        differ = json_array_size(a) == 2 && json_array_size(b) == 2 && !json_equal(a, b) &&
+                 !json_equal(json_array_get(a, 0), json_array_get(b, 0));
     }
     ok(differ, "two workers of one zygote draw different math.random values");
     for (i = 0; i < 2; i++) {
@@ -481,6 +481,41 @@ static void test_revive(struct zyg *z)
     ok(rc == PE_EAGAIN, "zyg_revive again: PE_EAGAIN");
     wk_kill(&w);
     wk_kill(&w2);
+}
+
+/* A jail step that fails in the worker (test knob jail_fail_step): zyg_spawn answers at once
+ * with an error naming the step, the zygote lives on and the next spawn says the same. */
+static void test_jail_failure(const struct zyg_cfg *base)
+{
+    static const char *const steps[] = {"fds", "root", "tz", "rlimits", "caps", "nnp", "seccomp"};
+    size_t i;
+    for (i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        struct zyg_cfg c = *base;
+        struct zyg *z = NULL;
+        struct wk w = WK_INIT;
+        struct pe_err e;
+        char want[64];
+        double t0;
+        int rc, rc2;
+        if (c.insecure_no_jail && strcmp(steps[i], "root") == 0)
+            continue; /* the partial jail has no root step */
+        snprintf(c.jail_fail_step, sizeof c.jail_fail_step, "%s", steps[i]);
+        if (zyg_start(&c, &z, &e) != PE_OK) {
+            ok(0, "zyg_start with jail_fail_step %s (%s)", steps[i], e.msg);
+            continue;
+        }
+        snprintf(want, sizeof want, "jail: %s (failure injected", steps[i]);
+        t0 = now_us();
+        rc = zyg_spawn(z, &w, &e);
+        ok(rc == PE_ESYS && w.pid == 0 && w.fd == -1 && strstr(e.msg, "worker jail failed") &&
+               strstr(e.msg, want) && now_us() - t0 < 5e6,
+           "jail step '%s' fails: %s, reported in %.0f ms (%s)", steps[i], pe_status_str(rc),
+           (now_us() - t0) / 1e3, e.msg);
+        rc2 = zyg_spawn(z, &w, &e);
+        ok(rc2 == PE_ESYS && strstr(e.msg, want) && kill(zyg_pid(z), 0) == 0,
+           "  the zygote lives on; the next spawn reports the same (%s)", pe_status_str(rc2));
+        zyg_free(z);
+    }
 }
 
 #define LREQ "{\"op\":\"eval\",\"code\":\"return 6 * 7\"}"
@@ -535,6 +570,7 @@ int main(void)
     zyg_free(z);
     ok(kill(zp, 0) != 0, "zyg_free: the zygote is gone");
     test_idle_trim(&cfg);
+    test_jail_failure(&cfg);
     zyg_free(NULL);
     test_local();
     return done_testing();

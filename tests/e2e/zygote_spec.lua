@@ -133,3 +133,45 @@ describe("the worker zygote", function()
       srv = nil
    end)
 end)
+
+describe("a worker whose jail fails (test hook VIGIL_TEST_JAIL_FAIL_STEP)", function()
+   local srv
+   setup(function()
+      srv = H.start { args = { "--enable-eval" }, db = ":memory:",
+         env = { VIGIL_TEST_JAIL_FAIL_STEP = "caps" } }
+   end)
+   teardown(function()
+      if srv then srv:stop() end
+   end)
+
+   it("makes session creation fail at once with a JSON 503, keeping no session", function()
+      local t0 = os.time()
+      local st, j, raw, hdr = srv:post("/v1/sessions", { id = "doomed" })
+      assert.truthy(os.time() - t0 <= 5)
+      assert.equal(503, st, raw)
+      H.assert_match({ error = { code = "worker_unavailable", message = H.ANY } }, j)
+      assert.truthy(hdr:lower():find("retry%-after"))
+      st = srv:get("/v1/sessions/doomed")
+      assert.equal(404, st)
+   end)
+
+   it("answers a stateless check with a JSON 503 naming the failed step", function()
+      local st, j, raw = srv:post("/v1/check",
+         { policy = 'raise "x" if:\n    (m: Message)\n    m.role == "user"', trace = H.A0 })
+      assert.equal(503, st, raw)
+      assert.equal("worker_unavailable", j.error.code)
+      assert.truthy(j.error.message:find("jail: caps", 1, true), j.error.message)
+   end)
+
+   it("says why in the log and in /readyz, and vigild stays up", function()
+      local st, j = srv:get("/readyz")
+      assert.equal(503, st)
+      H.assert_match({ ready = false, worker_spawn = false }, j)
+      local log = srv:log()
+      assert.truthy(log:find("worker jail failed: jail: caps", 1, true), log)
+      assert.truthy(log:find("not created, no worker", 1, true), log)
+      assert.truthy(H.alive(srv.pid))
+      st = srv:get("/healthz")
+      assert.equal(200, st)
+   end)
+end)
