@@ -501,12 +501,18 @@ int http_start(const struct http_cfg *cfg, char *bound, size_t bound_size)
                      MHD_USE_ERROR_LOG;
     if (cfg->addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    /* One client address may hold all connections but an eighth (at least one): a slowloris
+     * from one address then finds its extra connections closed at once, and other clients
+     * keep the rest. (Behind one proxy address, raise --max-connections.) */
+    unsigned per_ip =
+        cfg->conn_limit > 1 ? cfg->conn_limit - (cfg->conn_limit / 8 ? cfg->conn_limit / 8 : 1) : 1;
     daemon_ = MHD_start_daemon(
         flags, 0, NULL, NULL, &on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, &mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&cfg->addr, MHD_OPTION_NOTIFY_COMPLETED,
         &on_completed, NULL, MHD_OPTION_CONNECTION_LIMIT, cfg->conn_limit,
-        MHD_OPTION_UNESCAPE_CALLBACK, &unescape, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_END);
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, MHD_OPTION_UNESCAPE_CALLBACK, &unescape, NULL,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)(128 * 1024), MHD_OPTION_END);
     if (!daemon_) {
         util_log(LOG_ERROR, "cannot start the HTTP daemon (address in use or not permitted?)");
         return -1;
