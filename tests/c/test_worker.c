@@ -483,6 +483,42 @@ static void test_revive(struct zyg *z)
     wk_kill(&w2);
 }
 
+/* RLIMIT_CPU is per worker lifetime. A worker past it is SIGKILLed by the kernel (soft = hard:
+ * SIGKILL at the limit; a SIGXCPU would be ignored by the pid-1 worker anyway); the host sees
+ * it dead (PE_EDEAD, not a watchdog timeout) and a respawned worker starts from zero. */
+static void test_rlimit_cpu(const struct zyg_cfg *base)
+{
+    struct zyg_cfg c = *base;
+    struct zyg *z = NULL;
+    struct wk w = WK_INIT;
+    struct pe_err e;
+    double t0, dt;
+    json_t *j;
+    int rc;
+    c.rlimit_cpu = 1;
+    c.instr_budget = 0; /* nothing in the sandbox stops the loop: only the rlimit */
+    c.deadline_ms = 0;
+    if (!ok(zyg_start(&c, &z, &e) == PE_OK, "a zygote with rlimit_cpu = 1 s"))
+        return;
+    if (zyg_spawn(z, &w, &e) == PE_OK) {
+        t0 = now_us();
+        j = call(&w, "{\"op\":\"eval\",\"code\":\"while true do end\"}", 20000, &rc);
+        dt = (now_us() - t0) / 1e3;
+        ok(j == NULL && rc == PE_EDEAD && w.pid == 0 && dt < 15000,
+           "a worker past RLIMIT_CPU is killed by the kernel: PE_EDEAD after %.0f ms (%s)", dt,
+           pe_status_str(rc));
+        json_decref(j);
+        wk_kill(&w);
+    }
+    rc = zyg_spawn(z, &w, &e);
+    j = rc == PE_OK ? call(&w, "{\"op\":\"eval\",\"code\":\"return 6 * 7\"}", 2000, &rc) : NULL;
+    ok(is_ok(j) && json_integer_value(json_object_get(json_object_get(j, "result"), "value")) == 42,
+       "the respawned worker serves (its CPU time starts from zero)");
+    json_decref(j);
+    wk_kill(&w);
+    zyg_free(z);
+}
+
 /* A jail step that fails in the worker (test knob jail_fail_step): zyg_spawn answers at once
  * with an error naming the step, the zygote lives on and the next spawn says the same. */
 static void test_jail_failure(const struct zyg_cfg *base)
@@ -571,6 +607,7 @@ int main(void)
     ok(kill(zp, 0) != 0, "zyg_free: the zygote is gone");
     test_idle_trim(&cfg);
     test_jail_failure(&cfg);
+    test_rlimit_cpu(&cfg);
     zyg_free(NULL);
     test_local();
     return done_testing();
