@@ -274,6 +274,7 @@ else
 
     # --- d) idle worker memory -------------------------------------------------------------
     say "bench: (d) idle worker memory"
+    sleep 1 # idle: a worker tidies up (full GC + malloc_trim) 0.5 s after its last request
     mem_rows "$SID" "after $nc eval requests"
     del_session "$SID"
 fi
