@@ -193,6 +193,9 @@ describe("HTTP robustness fuzz", function()
       if st >= 500 then
          assert((st == 503 or st == 504) and op.documented[st], "5xx: " .. ctx)
       end
+      if op.documented and next(op.documented) and not (st == 404 or st == 405) then
+         assert(op.documented[st], "status not documented in docs/openapi.json: " .. ctx)
+      end
       if st >= 400 then
          local j = cjson.decode(raw)
          assert(type(j) == "table", "error body is not JSON: " .. ctx)
