@@ -86,6 +86,27 @@ describe("rate limits", function()
       H.sleep(1.2)
       assert.equal(404, (srv:get("/v1/sessions/nosuch")))
    end)
+
+   it("also limits one API key spread over several client addresses", function()
+      H.sleep(1.2)
+      local function get(addr, key)
+         return H.sh(("curl -s -o /dev/null -w '%%{http_code}' --max-time 5 --interface %s " ..
+            "-H 'Authorization: Bearer %s' %s/v1/sessions/nosuch 2>/dev/null"):format(addr, key, srv.base))
+      end
+      -- 16 requests from 4 addresses (4 each: within every address's burst of 5), one key
+      local limited = 0
+      for i = 1, 16 do
+         if get("127.0.0." .. (2 + i % 4), "shared-key") == "429" then limited = limited + 1 end
+      end
+      assert.truthy(limited >= 6, "limited " .. limited)
+      -- the same from four addresses with four keys: nobody is over a limit
+      H.sleep(1.2)
+      limited = 0
+      for i = 1, 16 do
+         if get("127.0.0." .. (2 + i % 4), "key-" .. i % 4) == "429" then limited = limited + 1 end
+      end
+      assert.equal(0, limited)
+   end)
 end)
 
 -- ---------------------------------------------------------------------------------------------
