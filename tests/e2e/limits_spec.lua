@@ -547,12 +547,17 @@ describe("--max-connections", function()
          f:write(string.rep("a", 3000))
          f:close()
          local pids = {}
-         for _ = 1, 8 do
+         for _ = 1, 10 do
             local pid = H.sh(string.format("curl -s -o /dev/null --limit-rate 200 -X POST " ..
                "--data-binary @%s %s/v1/check >/dev/null 2>&1 & echo $!", H.quote(body), srv.base))
             pids[#pids + 1] = tonumber(pid:match("%d+"))
          end
-         H.sleep(0.7)
+         -- wait (asking from another address) until the slow address holds its 7 connections
+         for _ = 1, 50 do
+            local m = H.sh("curl -s --max-time 5 --interface 127.0.0.2 " .. srv.base .. "/metrics")
+            if tonumber(m:match("vigil_http_inflight (%d+)") or 0) >= 8 then break end
+            H.sleep(0.1)
+         end
          local function get(extra)
             local t0 = os.time()
             local code = H.sh("curl -s -o /dev/null -w '%{http_code}' --max-time 5 " .. extra .. " " ..
