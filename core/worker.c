@@ -670,7 +670,7 @@ static int zyg_launch(struct zyg *z, int pdeathsig, struct pe_err *err)
     int sv[2] = {-1, -1}, fds[2], rc, r;
     pid_t pid = 0;
 
-    z->pid = 0;
+    __atomic_store_n(&z->pid, 0, __ATOMIC_RELAXED);
     z->ctrl = -1;
     while (environ != NULL && environ[ne] != NULL)
         ne++;
@@ -702,7 +702,7 @@ static int zyg_launch(struct zyg *z, int pdeathsig, struct pe_err *err)
         rc = pe_err_sys(err, "zygote: posix_spawn /proc/self/exe");
         goto out;
     }
-    z->pid = pid;
+    __atomic_store_n(&z->pid, pid, __ATOMIC_RELAXED);
     z->ctrl = sv[0];
     sv[0] = -1;
     memset(&b, 0, sizeof b);
@@ -738,7 +738,7 @@ out:
     if (rc != PE_OK && z->pid > 0) { /* a zygote that did not come up is not kept */
         kill(z->pid, SIGKILL);
         waitpid(z->pid, NULL, 0);
-        z->pid = 0;
+        __atomic_store_n(&z->pid, 0, __ATOMIC_RELAXED);
     }
     if (rc != PE_OK && z->ctrl >= 0) {
         close(z->ctrl);
@@ -824,7 +824,7 @@ int zyg_revive(struct zyg *z, struct pe_err *err)
     if (z->ctrl >= 0)
         close(z->ctrl);
     z->ctrl = -1;
-    z->pid = 0;
+    __atomic_store_n(&z->pid, 0, __ATOMIC_RELAXED);
     z->dead = 1;
     rc = zyg_launch(z, 0, err);
     if (rc == PE_OK) {

@@ -57,6 +57,28 @@ describe("the worker zygote", function()
       assert.equal(3, n)
    end)
 
+   it("leaves session workers that give their memory back when idle", function()
+      local function rss(pid)
+         return tonumber((H.slurp("/proc/" .. pid .. "/status") or ""):match("\nVmRSS:%s+(%d+)"))
+      end
+      local sid = srv:session()
+      local w = srv:worker_pid(sid)
+      srv:post("/v1/sessions/" .. sid .. "/eval", { code = "return 1" })
+      H.sleep(0.8)
+      local r0 = rss(w)
+      local st = srv:post("/v1/sessions/" .. sid .. "/eval",
+         { code = "local t = {} for i = 1, 2500 do t[i] = string.rep('x', 10000) .. i end return #t" })
+      assert.equal(200, st)
+      local r1 = rss(w)
+      assert.truthy(r0 and r1 and r1 > r0 + 10240, tostring(r0) .. " -> " .. tostring(r1))
+      local r2 = wait_for(function()
+         local r = rss(w)
+         return r and r < r0 + 2048 and r or nil
+      end, 5)
+      assert.truthy(r2, "VmRSS stayed at " .. tostring(rss(w)) .. " kB (was " .. r0 .. " kB)")
+      srv:delete("/v1/sessions/" .. sid)
+   end)
+
    it("killed with SIGKILL is restarted: new and existing sessions keep working", function()
       local old_sid = srv:session()
       local st = srv:post("/v1/sessions/" .. old_sid .. "/policies", { policy = POLICY, id = "p" })
