@@ -27,10 +27,9 @@ int api_werr_status(const char *code)
     static const struct {
         const char *code;
         int status;
-    } map[] = {{"bad_request", 400},       {"trace_invalid", 400}, {"policy_invalid", 422},
-               {"evaluation_error", 422},  {"not_found", 404},     {"memory_limit", 503},
-               {"deadline_exceeded", 504}, {"result_too_large", 422},
-               {"internal", 500}};
+    } map[] = {{"bad_request", 400},       {"trace_invalid", 400},    {"policy_invalid", 422},
+               {"evaluation_error", 422},  {"not_found", 404},        {"memory_limit", 503},
+               {"deadline_exceeded", 504}, {"result_too_large", 422}, {"internal", 500}};
     for (size_t i = 0; code && i < sizeof map / sizeof map[0]; i++)
         if (0 == strcmp(map[i].code, code))
             return map[i].status;

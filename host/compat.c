@@ -96,8 +96,9 @@ static struct sess *compat_find(struct http_req *rq, struct http_resp *rs)
     int st = api_sess_auth(rq, s);
     if (st) {
         sess_put(s);
-        detail(rs, st, st == 401 ? "this session needs its token (Authorization: Bearer <token>)"
-                                 : "wrong token for this session");
+        detail(rs, st,
+               st == 401 ? "this session needs its token (Authorization: Bearer <token>)"
+                         : "wrong token for this session");
         return NULL;
     }
     return s;
@@ -624,11 +625,17 @@ static int silent_chunk(struct sess *s, const char *mid, json_t *events, struct 
  * does not forget them). Here the worker's monitor is rebuilt when the history is rewritten, so
  * the host filters against the keys it returned before, kept with the stored violations (the
  * "server_keyed" rendering {key, text}; catch-up chunks store native ones, which the client never
- * saw and which therefore do not count).
+ * saw and which therefore do not count). The history is read only when an answer has violations.
  */
-static json_t *reported_keys(struct sess *s, const char *mid)
+static json_t *unreported(struct sess *s, const char *mid, json_t *answer)
 {
-    json_t *set = json_object();
+    json_t *vs = json_object_get(answer, "violations");
+    json_t *out = json_array();
+    if (json_array_size(vs) == 0)
+        return out; /* the usual case: nothing to filter, no need to read the history */
+    /* The chunk's own violations are already stored: a key was returned before this check iff
+     * the store holds it more often than this answer does. */
+    json_t *count = json_object();
     json_t *all = store_viol_list(api_cfg.store, sess_id(s), mid);
     size_t i;
     json_t *v;
@@ -636,26 +643,25 @@ static json_t *reported_keys(struct sess *s, const char *mid)
     {
         const char *k = json_string_value(json_object_get(v, "key"));
         if (k && json_object_get(v, "text") && !json_object_get(v, "rule"))
-            json_object_set_new(set, k, json_true());
+            json_object_set_new(count, k,
+                                json_integer(json_integer_value(json_object_get(count, k)) + 1));
     }
     json_decref(all);
-    return set;
-}
-
-/* The repr strings of the violations in answer whose key is not in reported. */
-static json_t *unreported(json_t *answer, json_t *reported)
-{
-    json_t *out = json_array();
-    size_t i;
-    json_t *v;
-    json_array_foreach(json_object_get(answer, "violations"), i, v)
+    json_array_foreach(vs, i, v)
+    {
+        const char *k = json_string_value(json_object_get(v, "key"));
+        if (k)
+            json_object_set_new(count, k,
+                                json_integer(json_integer_value(json_object_get(count, k)) - 1));
+    }
+    json_array_foreach(vs, i, v)
     {
         const char *k = json_string_value(json_object_get(v, "key"));
         json_t *t = json_object_get(v, "text");
-        if (!json_is_string(t) || (k && json_object_get(reported, k)))
-            continue;
-        json_array_append(out, t);
+        if (json_is_string(t) && !(k && json_integer_value(json_object_get(count, k)) > 0))
+            json_array_append(out, t);
     }
+    json_decref(count);
     return out;
 }
 
@@ -682,14 +688,11 @@ static void c_monitor_check(struct http_req *rq, struct http_resp *rs)
         return;
     }
     const char *mid = rq->param[0];
-    json_t *reported = NULL;
     json_t *m = store_mon_get(api_cfg.store, sess_id(s), mid);
     if (!m) {
         detail(rs, 404, "Monitor not found");
         goto out;
     }
-    /* Keys already returned to the client, read before this check adds its own. */
-    reported = reported_keys(s, mid);
     /* Raw events received (the worker's events_seen may count normalised events). */
     size_t seen = (size_t)json_integer_value(json_object_get(m, "nraw"));
     uint64_t want = api_hash_parse(json_string_value(json_object_get(m, "hash")));
@@ -741,7 +744,7 @@ static void c_monitor_check(struct http_req *rq, struct http_resp *rs)
     struct wfail f;
     int rc = api_monitor_chunk(s, mid, pending, "server_keyed", -1, &answer, &werr, &f);
     if (rc == 0) {
-        http_json(rs, 200, unreported(answer, reported));
+        http_json(rs, 200, unreported(s, mid, answer));
         json_decref(answer);
     } else if (rc == 1) {
         ipc_error(rs, werr);
@@ -752,7 +755,6 @@ static void c_monitor_check(struct http_req *rq, struct http_resp *rs)
 out_m:
     json_decref(m);
 out:
-    json_decref(reported);
     done(s);
     json_decref(b);
 }
