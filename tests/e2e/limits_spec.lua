@@ -159,8 +159,10 @@ end
 describe("hostile requests", function()
    local srv, sid, csid
    setup(function()
-      srv = H.start { args = { "--max-events", "1000", "--max-policy", "4096", "--deadline-ms", "400",
-         "--mem-limit", "64M" }, db = ":memory:" }
+      -- loops stop on the instruction budget (fast and independent of the machine's load), memory
+      -- bombs on the cap long before the budget; the deadline is for what runs inside C
+      srv = H.start { args = { "--max-events", "1000", "--max-policy", "4096", "--deadline-ms", "1500",
+         "--instr-budget", "50000000", "--mem-limit", "32M" }, db = ":memory:" }
       sid = srv:session()
       assert.equal(201, (srv:post("/v1/sessions/" .. sid .. "/policies", { id = "p", policy = USER_POL })))
       assert.equal(201, (srv:post("/v1/sessions/" .. sid .. "/monitors", { id = "m", policy_id = "p" })))
