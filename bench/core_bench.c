@@ -48,7 +48,8 @@ int main(int argc, char **argv)
     struct zyg *z;
     struct pe_err e;
     struct wk w = WK_INIT, idle[10];
-    double *t = calloc((size_t)(nspawn > nping ? nspawn : nping), sizeof *t);
+    int nt = nspawn > nping ? nspawn : nping;
+    double *t = calloc((size_t)(nt > 1000 ? nt : 1000), sizeof *t); /* the eval loop: 1000 */
     double t0;
 
     zyg_cfg_init(&cfg);
