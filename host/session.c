@@ -149,8 +149,17 @@ static int zygote_revive(void)
     }
     if (rc == PE_EAGAIN)
         return 1;
-    util_log(LOG_ERROR, "worker zygote: %s (%s); retrying on the next spawn", e.msg,
-             pe_status_str(rc));
+    /* retried on every spawn and every second by the reaper: said at most every 30 s */
+    static double last_said; /* guarded by met_mu */
+    double now = util_now();
+    pthread_mutex_lock(&met_mu);
+    int say = now - last_said >= 30.0;
+    if (say)
+        last_said = now;
+    pthread_mutex_unlock(&met_mu);
+    if (say)
+        util_log(LOG_ERROR, "worker zygote: %s (%s); retrying on every spawn and every second",
+                 e.msg, pe_status_str(rc));
     return 0;
 }
 
