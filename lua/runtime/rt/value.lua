@@ -204,6 +204,8 @@ M.is_dict = is_dict
 function M.is_event(x) return getmt(x) == Event end
 function M.is_none(x) return x == None or x == nil end
 
+local function tostring_less(a, b) return tostring(a) < tostring(b) end
+
 -- keys of a dict, in insertion order when known, else sorted (deterministic)
 local function keys(d)
    local ks = order[d]
@@ -212,6 +214,19 @@ local function keys(d)
       for _, k in ipairs(ks) do
          if d[k] ~= nil then n = n + 1; out[n] = k end
       end
+      -- common case: the order names every key of d exactly once (a few keys: checked directly)
+      if n <= 8 then
+         local total = 0
+         for _ in pairs(d) do total = total + 1 end
+         local distinct = total == n
+         for i = 2, distinct and n or 0 do
+            for j = 1, i - 1 do
+               if out[i] == out[j] then distinct = false; break end
+            end
+            if not distinct then break end
+         end
+         if distinct then return out end
+      end
       -- keys added later without order information
       if n ~= 0 or next(d) ~= nil then
          local seen = {}
@@ -219,15 +234,15 @@ local function keys(d)
          local extra = {}
          for k in pairs(d) do if not seen[k] then extra[#extra + 1] = k end end
          if #extra > 0 then
-            table.sort(extra, function(a, b) return tostring(a) < tostring(b) end)
+            table.sort(extra, tostring_less)
             for _, k in ipairs(extra) do n = n + 1; out[n] = k end
          end
       end
       return out
    end
-   local out = {}
-   for k in pairs(d) do out[#out + 1] = k end
-   table.sort(out, function(a, b) return tostring(a) < tostring(b) end)
+   local out, n = {}, 0
+   for k in pairs(d) do n = n + 1; out[n] = k end
+   if n > 1 then table.sort(out, tostring_less) end
    return out
 end
 M.keys = keys

@@ -227,18 +227,22 @@ local function content_repr(x)
    return repr(x)
 end
 
+-- repr of the event's metadata dict with trace_idx last: the string repr(md) gives for a Dict md
+-- holding the metadata's keys (value.keys order, trace_idx left out) and then trace_idx, built
+-- directly (no temporary dict, no value.order entry)
 local function md_repr(ev)
-   local md = value.dict({})
-   local ks = {}
-   if ev.metadata and ev.metadata ~= None then
-      for _, k in ipairs(value.keys(ev.metadata)) do
-         if k ~= "trace_idx" then md[k] = ev.metadata[k]; ks[#ks + 1] = k end
+   local parts, n = {}, 0
+   local md = ev.metadata
+   if md and md ~= None then
+      for _, k in ipairs(value.keys(md)) do
+         if k ~= "trace_idx" then
+            n = n + 1
+            parts[n] = repr(k) .. ": " .. repr(md[k])
+         end
       end
    end
-   md.trace_idx = ev.idx
-   ks[#ks + 1] = "trace_idx"
-   value.order[md] = ks
-   return repr(md)
+   parts[n + 1] = "'trace_idx': " .. repr(ev.idx)
+   return "{" .. table.concat(parts, ", ") .. "}"
 end
 
 local event_repr_new
