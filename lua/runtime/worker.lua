@@ -290,7 +290,7 @@ local function handle(payload)
   if not ok then
     rethrow_limit(req)
     return encode({ ok = false, error = { code = "bad_request",
-      message = "request is not valid JSON: " .. tostring(req) } })
+      message = "request is not valid JSON: " .. tostring(req):gsub("^[^:\n]*%.lua:%d+: ", "") } })
   end
   if type(req) ~= "table" then
     return encode({ ok = false, error = { code = "bad_request", message = "request is not a JSON object" } })

@@ -61,4 +61,14 @@ describe("worker large requests", function()
       worker.handle(check(trace_json(2000)))
       assert.is_true(collectgarbage("isrunning"))
    end)
+
+   it("answers a request that is not JSON with bad_request and no source position", function()
+      for _, payload in ipairs { "{", '{"op": "check", "trace": ' .. string.rep("[", 5000) .. string.rep("]", 5000) .. "}" } do
+         local r = cjson.decode(worker.handle(payload))
+         assert.is_false(r.ok)
+         assert.equal("bad_request", r.error.code)
+         assert.matches("^request is not valid JSON: ", r.error.message)
+         assert.is_nil(r.error.message:find("%.lua:%d"), r.error.message)
+      end
+   end)
 end)
