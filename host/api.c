@@ -4,6 +4,7 @@
 #include "jscan.h"
 #include "session.h"
 #include "store.h"
+#include "svc.h"
 #include "util.h"
 #include "worker.h"
 
@@ -557,85 +558,70 @@ int api_sess_auth(struct http_req *rq, const struct sess *s)
     return sess_token_ok(s, tok) ? 0 : 403;
 }
 
-/* Looks up the session named by the first path parameter and, with --require-token, checks
- * its token. NULL after a 404/401/403. */
-static struct sess *find_sess(struct http_req *rq, struct http_resp *rs)
+/* The session named by the first path parameter, its token checked under --require-token and
+ * locked when lock; NULL after a 404/401/403. */
+static struct sess *sess_of(struct http_req *rq, struct http_resp *rs, int lock)
 {
-    struct sess *s = sess_get(rq->param[0]);
-    if (!s) {
+    struct sess *s;
+    int st = svc_sess_open(rq, rq->param[0], lock, &s);
+    if (st == 404)
         http_err(rs, 404, "not_found", "no session '%s'", rq->param[0]);
-        return NULL;
-    }
-    int st = api_sess_auth(rq, s);
-    if (st == 0)
-        return s;
-    sess_put(s);
-    if (st == 401)
+    else if (st == 401)
         http_err(rs, 401, "unauthorized",
                  "this session needs its token (Authorization: Bearer <token>)");
-    else
+    else if (st)
         http_err(rs, 403, "forbidden", "wrong token for session '%s'", rq->param[0]);
-    return NULL;
+    return s;
+}
+
+static struct sess *find_sess(struct http_req *rq, struct http_resp *rs)
+{
+    return sess_of(rq, rs, 0);
 }
 
 static struct sess *open_sess(struct http_req *rq, struct http_resp *rs)
 {
-    struct sess *s = find_sess(rq, rs);
-    if (!s)
-        return NULL;
-    if (sess_lock(s)) {
-        sess_put(s);
-        http_err(rs, 404, "not_found", "no session '%s'", rq->param[0]);
-        return NULL;
-    }
-    return s;
+    return sess_of(rq, rs, 1);
 }
 
-static void close_sess(struct sess *s)
+/* Renders a failed session service (svc.h) in the native shape and releases e; what names the
+ * object ("policy" or "monitor"), sid the session. */
+static void svc_fail(struct http_resp *rs, int rc, struct svc_err *e, const char *what,
+                     const char *sid)
 {
-    sess_unlock(s);
-    sess_put(s);
+    if (rc == SVC_EFAIL)
+        api_fail(rs, &e->f);
+    else if (rc == SVC_EWORKER && e->werr)
+        api_werr(rs, e->werr);
+    else if (rc == SVC_EWORKER)
+        http_err(rs, 500, "internal", "malformed worker answer");
+    else if (rc == SVC_ESTORE && e->store_rc == STORE_DUP && 0 == strcmp(what, "policy"))
+        http_err(rs, 409, "conflict", "the %s could not be stored", what);
+    else if (rc == SVC_ESTORE) /* a monitor has always said 503, whatever the store said */
+        http_err(rs, 503, "store_unavailable", "the %s could not be stored", what);
+    else if (rc == SVC_ENOID)
+        http_err(rs, 503, "store_unavailable", "cannot allocate a %s id", what);
+    else if (rc == SVC_ENOPOL || rc == SVC_ENOMON)
+        http_err(rs, 404, "not_found", "no %s '%s' in session '%s'",
+                 rc == SVC_ENOPOL ? "policy" : "monitor", e->id, sid);
+    else if (rc == SVC_EEXISTS)
+        http_err(rs, 409, "conflict", "%s '%s' already exists", what, e->id);
+    svc_err_fini(e);
 }
 
-/* Sends a worker request; on an ok answer returns the root (owned) and *result (borrowed);
- * otherwise sets the error response and returns NULL. */
-static json_t *call_ok(struct sess *s, const char *req, size_t len, json_t **result,
-                       struct http_resp *rs)
-{
-    struct wfail f;
-    json_t *r = api_call(s, req, len, &f);
-    if (!r) {
-        api_fail(rs, &f);
-        return NULL;
-    }
-    if (!json_is_true(json_object_get(r, "ok"))) {
-        json_t *e = json_object_get(r, "error");
-        if (e)
-            api_werr(rs, e);
-        else
-            http_err(rs, 500, "internal", "malformed worker answer");
-        json_decref(r);
-        return NULL;
-    }
-    *result = json_object_get(r, "result");
-    if (!*result) {
-        json_object_set_new(r, "result", json_object());
-        *result = json_object_get(r, "result");
-    }
-    return r;
-}
-
+/* Sends a worker request (stolen); on an ok answer returns the root (owned) and *result
+ * (borrowed); otherwise sets the error response and returns NULL. */
 static json_t *call_ok_j(struct sess *s, json_t *req, json_t **result, struct http_resp *rs)
 {
-    char *txt = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
-    if (!txt) {
-        http_err(rs, 503, "out_of_memory", "out of memory");
+    json_t *root;
+    struct svc_err e;
+    int rc = svc_call(s, req, &root, &e);
+    if (rc) {
+        svc_fail(rs, rc, &e, "", "");
         return NULL;
     }
-    json_t *r = call_ok(s, txt, strlen(txt), result, rs);
-    free(txt);
-    return r;
+    *result = svc_result(root);
+    return root;
 }
 
 /* ---- health, metrics, docs ---- */
@@ -909,7 +895,7 @@ static void h_eval(struct http_req *rq, struct http_resp *rs)
     }
     json_t *res;
     json_t *r = call_ok_j(s, req, &res, rs);
-    close_sess(s);
+    svc_sess_close(s);
     if (!r)
         return;
     http_json(rs, 200, json_incref(res));
@@ -930,67 +916,20 @@ static void h_pol_create(struct http_req *rq, struct http_resp *rs)
     if (!b)
         return;
     const char *src, *lang, *name, *id;
-    if (get_policy(b, &src, &lang, rs) || opt_str(b, "name", &name, rs) || opt_id(b, &id, rs)) {
+    struct sess *s = NULL;
+    if (get_policy(b, &src, &lang, rs) || opt_str(b, "name", &name, rs) || opt_id(b, &id, rs) ||
+        !(s = open_sess(rq, rs))) {
         json_decref(b);
         return;
     }
-    struct sess *s = open_sess(rq, rs);
-    if (!s) {
-        json_decref(b);
-        return;
-    }
-    char pid[65], defname[80];
-    if (id) {
-        snprintf(pid, sizeof pid, "%s", id);
-        json_t *old = store_pol_get(api_cfg.store, sess_id(s), pid);
-        if (old) {
-            json_decref(old);
-            close_sess(s);
-            json_decref(b);
-            http_err(rs, 409, "conflict", "policy '%s' already exists", pid);
-            return;
-        }
-    } else {
-        long n;
-        json_t *old = NULL;
-        do {
-            json_decref(old);
-            n = store_sess_next(api_cfg.store, sess_id(s), 0);
-            snprintf(pid, sizeof pid, "%ld", n);
-        } while (n > 0 && (old = store_pol_get(api_cfg.store, sess_id(s), pid)));
-        if (n <= 0) {
-            close_sess(s);
-            json_decref(b);
-            http_err(rs, 503, "store_unavailable", "cannot allocate a policy id");
-            return;
-        }
-    }
-    if (!name) {
-        snprintf(defname, sizeof defname, "Policy #%s", pid);
-        name = defname;
-    }
-    json_t *res;
-    json_t *r = call_ok_j(s,
-                          json_pack("{s:s,s:s,s:s,s:s}", "op", "policy_put", "pid", pid, "policy",
-                                    src, "language", lang),
-                          &res, rs);
-    if (r) {
-        char *rules =
-            json_dumps(json_object_get(res, "rules") ? json_object_get(res, "rules") : json_array(),
-                       JSON_COMPACT | JSON_ENCODE_ANY);
-        int rc = store_pol_insert(api_cfg.store, sess_id(s), pid, name, lang, src, rules);
-        free(rules);
-        if (rc != STORE_OK) {
-            sess_drop_worker(s);
-            http_err(rs, rc == STORE_DUP ? 409 : 503,
-                     rc == STORE_DUP ? "conflict" : "store_unavailable",
-                     "the policy could not be stored");
-        } else {
-            http_json(rs, 201, pol_view(store_pol_get(api_cfg.store, sess_id(s), pid)));
-        }
-        json_decref(r);
-    }
-    close_sess(s);
+    json_t *row;
+    struct svc_err e;
+    int rc = svc_pol_create(s, id, name, lang, src, &row, &e);
+    if (rc)
+        svc_fail(rs, rc, &e, "policy", rq->param[0]);
+    else
+        http_json(rs, 201, pol_view(row));
+    svc_sess_close(s);
     json_decref(b);
 }
 
@@ -1023,47 +962,39 @@ static void h_pol_put(struct http_req *rq, struct http_resp *rs)
     if (!b)
         return;
     const char *src, *lang, *name;
-    if (get_policy(b, &src, &lang, rs) || opt_str(b, "name", &name, rs)) {
+    struct sess *s = NULL;
+    if (get_policy(b, &src, &lang, rs) || opt_str(b, "name", &name, rs) ||
+        !(s = open_sess(rq, rs))) {
         json_decref(b);
         return;
     }
-    struct sess *s = open_sess(rq, rs);
-    if (!s) {
-        json_decref(b);
-        return;
-    }
-    json_t *old = store_pol_get(api_cfg.store, sess_id(s), rq->param[1]);
-    if (!old) {
-        http_err(rs, 404, "not_found", "no policy '%s' in session '%s'", rq->param[1],
-                 rq->param[0]);
-    } else {
-        if (!name)
-            name = json_string_value(json_object_get(old, "name"));
-        json_t *res;
-        json_t *r = call_ok_j(s,
-                              json_pack("{s:s,s:s,s:s,s:s}", "op", "policy_put", "pid",
-                                        rq->param[1], "policy", src, "language", lang),
-                              &res, rs);
-        if (r) {
-            char *rules = json_dumps(json_object_get(res, "rules") ? json_object_get(res, "rules")
-                                                                   : json_array(),
-                                     JSON_COMPACT | JSON_ENCODE_ANY);
-            int rc =
-                store_pol_update(api_cfg.store, sess_id(s), rq->param[1], name, lang, src, rules);
-            free(rules);
-            if (rc != STORE_OK) {
-                sess_drop_worker(s);
-                http_err(rs, 503, "store_unavailable", "the policy could not be stored");
-            } else {
-                http_json(rs, 200,
-                          pol_view(store_pol_get(api_cfg.store, sess_id(s), rq->param[1])));
-            }
-            json_decref(r);
-        }
-        json_decref(old);
-    }
-    close_sess(s);
+    json_t *row;
+    struct svc_err e;
+    int rc = svc_pol_update(s, rq->param[1], name, lang, src, &row, &e);
+    if (rc)
+        svc_fail(rs, rc, &e, "policy", rq->param[0]);
+    else
+        http_json(rs, 200, pol_view(row));
+    svc_sess_close(s);
     json_decref(b);
+}
+
+/* The answer to a delete (rc from svc_pol_delete or svc_mon_delete). When the worker did not
+ * let go of the object it is dropped, to be rebuilt from the store on next use; the failure's
+ * rendering is then replaced by the answer but leaves its log line and Retry-After, as it
+ * always has. */
+static void deleted(struct http_req *rq, struct http_resp *rs, struct sess *s, int rc,
+                    struct svc_err *e, const char *what)
+{
+    if (rc == SVC_ENOPOL || rc == SVC_ENOMON) {
+        svc_fail(rs, rc, e, what, rq->param[0]);
+        return;
+    }
+    if (rc) {
+        svc_fail(rs, rc, e, what, rq->param[0]);
+        sess_drop_worker(s);
+    }
+    http_json(rs, 200, json_pack("{s:s,s:b}", "id", rq->param[1], "deleted", 1));
 }
 
 static void h_pol_delete(struct http_req *rq, struct http_resp *rs)
@@ -1071,19 +1002,9 @@ static void h_pol_delete(struct http_req *rq, struct http_resp *rs)
     struct sess *s = open_sess(rq, rs);
     if (!s)
         return;
-    if (store_pol_delete(api_cfg.store, sess_id(s), rq->param[1]) != STORE_OK) {
-        http_err(rs, 404, "not_found", "no policy '%s' in session '%s'", rq->param[1],
-                 rq->param[0]);
-    } else {
-        json_t *res;
-        json_t *r = call_ok_j(s, json_pack("{s:s,s:s}", "op", "policy_drop", "pid", rq->param[1]),
-                              &res, rs);
-        if (!r)
-            sess_drop_worker(s); /* rebuilt from the store on next use */
-        json_decref(r);
-        http_json(rs, 200, json_pack("{s:s,s:b}", "id", rq->param[1], "deleted", 1));
-    }
-    close_sess(s);
+    struct svc_err e;
+    deleted(rq, rs, s, svc_pol_delete(s, rq->param[1], &e), &e, "policy");
+    svc_sess_close(s);
 }
 
 static void h_pol_analyze(struct http_req *rq, struct http_resp *rs)
@@ -1097,7 +1018,7 @@ static void h_pol_analyze(struct http_req *rq, struct http_resp *rs)
         return;
     json_t *p = store_pol_get(api_cfg.store, sess_id(s), rq->param[1]);
     if (!p) {
-        close_sess(s);
+        svc_sess_close(s);
         http_err(rs, 404, "not_found", "no policy '%s' in session '%s'", rq->param[1],
                  rq->param[0]);
         return;
@@ -1117,7 +1038,7 @@ static void h_pol_analyze(struct http_req *rq, struct http_resp *rs)
         http_err(rs, 503, "out_of_memory", "out of memory");
     else
         violations_answer(s, req, len, rs);
-    close_sess(s);
+    svc_sess_close(s);
 }
 
 /* ---- monitors ---- */
@@ -1140,11 +1061,10 @@ static void h_mon_create(struct http_req *rq, struct http_resp *rs)
     json_t *b = http_body_object(rq, rs);
     if (!b)
         return;
-    const char *pol_id = NULL, *src = NULL, *lang = NULL, *name, *id;
-    json_t *params;
+    struct svc_mon m = {0};
     json_t *pidv = json_object_get(b, "policy_id");
-    if (opt_str(b, "name", &name, rs) || opt_id(b, &id, rs) ||
-        opt_object(b, "parameters", &params, rs)) {
+    if (opt_str(b, "name", &m.name, rs) || opt_id(b, &m.id, rs) ||
+        opt_object(b, "parameters", &m.params, rs)) {
         json_decref(b);
         return;
     }
@@ -1159,8 +1079,8 @@ static void h_mon_create(struct http_req *rq, struct http_resp *rs)
             http_err(rs, 400, "bad_request", "give either 'policy_id' or 'policy', not both");
             return;
         }
-        pol_id = json_string_value(pidv);
-    } else if (get_policy(b, &src, &lang, rs)) {
+        m.policy_id = json_string_value(pidv); /* its language with it */
+    } else if (get_policy(b, &m.src, &m.lang, rs)) {
         json_decref(b);
         return;
     }
@@ -1169,63 +1089,15 @@ static void h_mon_create(struct http_req *rq, struct http_resp *rs)
         json_decref(b);
         return;
     }
-    json_t *pol = NULL;
-    if (pol_id) {
-        pol = store_pol_get(api_cfg.store, sess_id(s), pol_id);
-        if (!pol) {
-            http_err(rs, 404, "not_found", "no policy '%s' in session '%s'", pol_id, rq->param[0]);
-            close_sess(s);
-            json_decref(b); /* pol_id pointed into b */
-            return;
-        }
-        src = json_string_value(json_object_get(pol, "policy"));
-        lang = json_string_value(json_object_get(pol, "language"));
-    }
-    char mid[65], defname[80];
-    json_t *old = NULL;
-    if (id) {
-        snprintf(mid, sizeof mid, "%s", id);
-        old = store_mon_get(api_cfg.store, sess_id(s), mid);
-    } else {
-        long n;
-        do {
-            json_decref(old);
-            old = NULL;
-            n = store_sess_next(api_cfg.store, sess_id(s), 1);
-            snprintf(mid, sizeof mid, "%ld", n);
-        } while (n > 0 && (old = store_mon_get(api_cfg.store, sess_id(s), mid)));
-    }
-    if (old) {
-        json_decref(old);
-        http_err(rs, 409, "conflict", "monitor '%s' already exists", mid);
-        goto out;
-    }
-    if (!name) {
-        snprintf(defname, sizeof defname, "Monitor #%s", mid);
-        name = defname;
-    }
-    json_t *req = json_pack("{s:s,s:s,s:s,s:s}", "op", "monitor_new", "mid", mid, "policy", src,
-                            "language", lang ? lang : "invariant");
-    if (params)
-        json_object_set(req, "parameters", params);
-    json_t *res;
-    json_t *r = call_ok_j(s, req, &res, rs);
-    if (r) {
-        char *pj = params ? json_dumps(params, JSON_COMPACT) : NULL;
-        int rc = store_mon_insert(api_cfg.store, sess_id(s), mid, name, pol_id, lang, src, pj, 0);
-        free(pj);
-        if (rc != STORE_OK) {
-            sess_drop_worker(s);
-            http_err(rs, 503, "store_unavailable", "the monitor could not be stored");
-        } else {
-            http_json(rs, 201, mon_view(store_mon_get(api_cfg.store, sess_id(s), mid)));
-        }
-        json_decref(r);
-    }
-out:
-    json_decref(pol);
-    close_sess(s);
-    json_decref(b);
+    json_t *row;
+    struct svc_err e;
+    int rc = svc_mon_create(s, &m, &row, &e);
+    if (rc)
+        svc_fail(rs, rc, &e, "monitor", rq->param[0]);
+    else
+        http_json(rs, 201, mon_view(row));
+    svc_sess_close(s);
+    json_decref(b); /* m pointed into b */
 }
 
 static void h_mon_list(struct http_req *rq, struct http_resp *rs)
@@ -1261,19 +1133,9 @@ static void h_mon_delete(struct http_req *rq, struct http_resp *rs)
     struct sess *s = open_sess(rq, rs);
     if (!s)
         return;
-    if (store_mon_delete(api_cfg.store, sess_id(s), rq->param[1]) != STORE_OK) {
-        http_err(rs, 404, "not_found", "no monitor '%s' in session '%s'", rq->param[1],
-                 rq->param[0]);
-    } else {
-        json_t *res;
-        json_t *r = call_ok_j(s, json_pack("{s:s,s:s}", "op", "monitor_drop", "mid", rq->param[1]),
-                              &res, rs);
-        if (!r)
-            sess_drop_worker(s);
-        json_decref(r);
-        http_json(rs, 200, json_pack("{s:s,s:b}", "id", rq->param[1], "deleted", 1));
-    }
-    close_sess(s);
+    struct svc_err e;
+    deleted(rq, rs, s, svc_mon_delete(s, rq->param[1], &e), &e, "monitor");
+    svc_sess_close(s);
 }
 
 static void h_mon_events(struct http_req *rq, struct http_resp *rs)
@@ -1336,7 +1198,7 @@ static void h_mon_events(struct http_req *rq, struct http_resp *rs)
     } else
         api_fail(rs, &f);
 out:
-    close_sess(s);
+    svc_sess_close(s);
     json_decref(b);
 }
 

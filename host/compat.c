@@ -14,6 +14,7 @@
 #include "jscan.h"
 #include "session.h"
 #include "store.h"
+#include "svc.h"
 #include "util.h"
 
 #include <pthread.h>
@@ -80,46 +81,33 @@ static char *finish(struct wbuf *w, size_t *len, struct http_resp *rs)
 }
 
 /* The session named by ?session_id= (a reference), with its token checked under
- * --require-token; NULL after a 404/422/401/403. */
-static struct sess *compat_find(struct http_req *rq, struct http_resp *rs)
+ * --require-token, locked when lock; NULL after a 404/422/401/403. */
+static struct sess *compat_open(struct http_req *rq, struct http_resp *rs, int lock)
 {
     const char *id = http_query(rq, "session_id");
     if (!id) {
         detail(rs, 422, "query parameter 'session_id' is required");
         return NULL;
     }
-    struct sess *s = sess_get(id);
-    if (!s) {
+    struct sess *s;
+    int st = svc_sess_open(rq, id, lock, &s);
+    if (st == 404)
         detail(rs, 404, "Session not found");
-        return NULL;
-    }
-    int st = api_sess_auth(rq, s);
-    if (st) {
-        sess_put(s);
+    else if (st)
         detail(rs, st,
                st == 401 ? "this session needs its token (Authorization: Bearer <token>)"
                          : "wrong token for this session");
-        return NULL;
-    }
     return s;
 }
 
-/* The same, locked. */
+static struct sess *compat_find(struct http_req *rq, struct http_resp *rs)
+{
+    return compat_open(rq, rs, 0);
+}
+
 static struct sess *compat_sess(struct http_req *rq, struct http_resp *rs)
 {
-    struct sess *s = compat_find(rq, rs);
-    if (s && sess_lock(s)) {
-        sess_put(s);
-        detail(rs, 404, "Session not found");
-        return NULL;
-    }
-    return s;
-}
-
-static void done(struct sess *s)
-{
-    sess_unlock(s);
-    sess_put(s);
+    return compat_open(rq, rs, 1);
 }
 
 /* The text of a worker error, as the originals showed exception text. */
@@ -142,35 +130,29 @@ static void ipc_error(struct http_resp *rs, json_t *err)
     http_json(rs, 200, json_string(buf));
 }
 
-/* One worker call; returns the result (owned root in *root) or NULL after responding. With
- * ipc, worker errors answer as invariant-server did. */
-static json_t *call(struct sess *s, json_t *req, json_t **root, int ipc, struct http_resp *rs)
+/* Renders a failed session service (svc.h) as {"detail"} and releases e; what names the
+ * object ("policy" or "monitor"). */
+static void svc_detail(struct http_resp *rs, int rc, struct svc_err *e, const char *what)
 {
-    struct wfail f;
-    *root = api_call_j(s, req, &f);
-    if (!*root) {
-        fail_detail(rs, &f);
-        return NULL;
+    char msg[64];
+    if (rc == SVC_EFAIL) {
+        fail_detail(rs, &e->f);
+    } else if (rc == SVC_EWORKER) {
+        char *t = werr_text(e->werr);
+        detail(rs, api_werr_status(json_string_value(json_object_get(e->werr, "code"))),
+               t ? t : "");
+        free(t);
+    } else if (rc == SVC_ESTORE || rc == SVC_ENOID || rc == SVC_EEXISTS) {
+        snprintf(msg, sizeof msg,
+                 rc == SVC_ESTORE  ? "the %s could not be stored"
+                 : rc == SVC_ENOID ? "cannot allocate a %s id"
+                                   : "the %s already exists",
+                 what);
+        detail(rs, rc == SVC_EEXISTS ? 409 : 503, msg);
+    } else if (rc == SVC_ENOPOL || rc == SVC_ENOMON) {
+        detail(rs, 404, rc == SVC_ENOPOL ? "Policy not found" : "Monitor not found");
     }
-    if (!json_is_true(json_object_get(*root, "ok"))) {
-        json_t *e = json_object_get(*root, "error");
-        if (ipc) {
-            ipc_error(rs, e);
-        } else {
-            char *t = werr_text(e);
-            detail(rs, api_werr_status(json_string_value(json_object_get(e, "code"))), t ? t : "");
-            free(t);
-        }
-        json_decref(*root);
-        *root = NULL;
-        return NULL;
-    }
-    json_t *r = json_object_get(*root, "result");
-    if (!r) {
-        json_object_set_new(*root, "result", json_object());
-        r = json_object_get(*root, "result");
-    }
-    return r;
+    svc_err_fini(e);
 }
 
 static void guardrails_error(struct http_resp *rs, json_t *err);
@@ -251,62 +233,60 @@ static json_t *pol_obj(struct sess *s, json_t *p)
     return o;
 }
 
-static void c_policy_new(struct http_req *rq, struct http_resp *rs)
+/* The body of /policy/new and PUT /policy/{id}: rule (a size-capped string) and an optional
+ * name. 0, or -1 after a 422/413. */
+static int rule_body(json_t *b, const char **rule, const char **name, struct http_resp *rs)
+{
+    json_t *r = json_object_get(b, "rule"), *n = json_object_get(b, "name");
+    if (!json_is_string(r) || (n && !json_is_null(n) && !json_is_string(n))) {
+        detail(rs, 422, "body: 'rule' (a string) is required; 'name' must be a string");
+        return -1;
+    }
+    if (json_string_length(r) > api_cfg.max_policy) {
+        detail(rs, 413, "the policy exceeds the size limit");
+        return -1;
+    }
+    *rule = json_string_value(r);
+    *name = json_is_string(n) ? json_string_value(n) : NULL;
+    return 0;
+}
+
+/* Creates (pid NULL) or replaces a stored policy from the body. */
+static void policy_put(struct http_req *rq, struct http_resp *rs, const char *pid)
 {
     json_t *b = body_object(rq, rs);
-    if (!b)
-        return;
-    json_t *rule = json_object_get(b, "rule"), *name = json_object_get(b, "name");
-    if (!json_is_string(rule) || (name && !json_is_null(name) && !json_is_string(name))) {
-        json_decref(b);
-        detail(rs, 422, "body: 'rule' (a string) is required; 'name' must be a string");
-        return;
-    }
-    if (json_string_length(rule) > api_cfg.max_policy) {
-        json_decref(b);
-        detail(rs, 413, "the policy exceeds the size limit");
-        return;
-    }
-    struct sess *s = compat_sess(rq, rs);
-    if (!s) {
+    const char *rule, *name;
+    struct sess *s = NULL;
+    if (!b || rule_body(b, &rule, &name, rs) || !(s = compat_sess(rq, rs))) {
         json_decref(b);
         return;
     }
-    char pid[32], defname[48];
-    long n;
-    json_t *old = NULL;
-    do {
-        json_decref(old);
-        n = store_sess_next(api_cfg.store, sess_id(s), 0);
-        snprintf(pid, sizeof pid, "%ld", n);
-    } while (n > 0 && (old = store_pol_get(api_cfg.store, sess_id(s), pid)));
-    snprintf(defname, sizeof defname, "Policy #%ld", n);
-    const char *nm = json_is_string(name) ? json_string_value(name) : defname;
-    json_t *root;
-    json_t *res = n > 0 ? call(s,
-                               json_pack("{s:s,s:s,s:O,s:s}", "op", "policy_put", "pid", pid,
-                                         "policy", rule, "language", "invariant"),
-                               &root, 0, rs)
-                        : NULL;
-    if (n <= 0)
-        detail(rs, 503, "cannot allocate a policy id");
-    if (res) {
-        char *rules =
-            json_dumps(json_object_get(res, "rules") ? json_object_get(res, "rules") : json_array(),
-                       JSON_COMPACT | JSON_ENCODE_ANY);
-        int rc = store_pol_insert(api_cfg.store, sess_id(s), pid, nm, "invariant",
-                                  json_string_value(rule), rules);
-        free(rules);
-        if (rc != STORE_OK) {
-            sess_drop_worker(s);
-            detail(rs, 503, "the policy could not be stored");
-        } else {
-            http_json(rs, 200, pol_obj(s, store_pol_get(api_cfg.store, sess_id(s), pid)));
-        }
-        json_decref(root);
-    }
-    done(s);
+    json_t *row;
+    struct svc_err e;
+    int rc = pid ? svc_pol_update(s, pid, name, "invariant", rule, &row, &e)
+                 : svc_pol_create(s, NULL, name, "invariant", rule, &row, &e);
+    if (rc)
+        svc_detail(rs, rc, &e, "policy");
+    else
+        http_json(rs, 200, pol_obj(s, row));
+    svc_sess_close(s);
     json_decref(b);
+}
+
+static void c_policy_new(struct http_req *rq, struct http_resp *rs)
+{
+    policy_put(rq, rs, NULL);
+}
+
+/* {"obj"(s, row)} for each row of a (owned). */
+static json_t *map_rows(struct sess *s, json_t *a, json_t *(*obj)(struct sess *, json_t *))
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *row;
+    json_array_foreach(a, i, row) json_array_append_new(out, obj(s, json_incref(row)));
+    json_decref(a);
+    return out;
 }
 
 static void c_policy_list(struct http_req *rq, struct http_resp *rs)
@@ -314,15 +294,8 @@ static void c_policy_list(struct http_req *rq, struct http_resp *rs)
     struct sess *s = compat_sess(rq, rs);
     if (!s)
         return;
-    json_t *a = store_pol_list(api_cfg.store, sess_id(s));
-    json_t *out = json_array();
-    size_t i;
-    json_t *p;
-    for (i = 0; i < json_array_size(a) && (p = json_array_get(a, i)); i++)
-        json_array_append_new(out, pol_obj(s, json_incref(p)));
-    json_decref(a);
-    http_json(rs, 200, out);
-    done(s);
+    http_json(rs, 200, map_rows(s, store_pol_list(api_cfg.store, sess_id(s)), pol_obj));
+    svc_sess_close(s);
 }
 
 static void c_policy_template(struct http_req *rq, struct http_resp *rs)
@@ -343,60 +316,27 @@ static void c_policy_get(struct http_req *rq, struct http_resp *rs)
         http_json(rs, 200, pol_obj(s, p));
     else
         detail(rs, 404, "Policy not found");
-    done(s);
+    svc_sess_close(s);
 }
 
 static void c_policy_put(struct http_req *rq, struct http_resp *rs)
 {
-    json_t *b = body_object(rq, rs);
-    if (!b)
-        return;
-    json_t *rule = json_object_get(b, "rule"), *name = json_object_get(b, "name");
-    if (!json_is_string(rule) || (name && !json_is_null(name) && !json_is_string(name))) {
-        json_decref(b);
-        detail(rs, 422, "body: 'rule' (a string) is required; 'name' must be a string");
-        return;
-    }
-    if (json_string_length(rule) > api_cfg.max_policy) {
-        json_decref(b);
-        detail(rs, 413, "the policy exceeds the size limit");
+    policy_put(rq, rs, rq->param[0]);
+}
+
+/* The answer to a delete (rc from svc_pol_delete or svc_mon_delete): when the worker did not
+ * answer, it is dropped, to be rebuilt from the store on next use. */
+static void deleted(struct http_resp *rs, struct sess *s, int rc, struct svc_err *e,
+                    const char *what)
+{
+    if (rc == SVC_ENOPOL || rc == SVC_ENOMON) {
+        svc_detail(rs, rc, e, what);
         return;
     }
-    struct sess *s = compat_sess(rq, rs);
-    if (!s) {
-        json_decref(b);
-        return;
-    }
-    json_t *old = store_pol_get(api_cfg.store, sess_id(s), rq->param[0]);
-    if (!old) {
-        detail(rs, 404, "Policy not found");
-    } else {
-        const char *nm = json_is_string(name) ? json_string_value(name)
-                                              : json_string_value(json_object_get(old, "name"));
-        json_t *root;
-        json_t *res = call(s,
-                           json_pack("{s:s,s:s,s:O,s:s}", "op", "policy_put", "pid", rq->param[0],
-                                     "policy", rule, "language", "invariant"),
-                           &root, 0, rs);
-        if (res) {
-            char *rules = json_dumps(json_object_get(res, "rules") ? json_object_get(res, "rules")
-                                                                   : json_array(),
-                                     JSON_COMPACT | JSON_ENCODE_ANY);
-            if (store_pol_update(api_cfg.store, sess_id(s), rq->param[0], nm, "invariant",
-                                 json_string_value(rule), rules) != STORE_OK) {
-                sess_drop_worker(s);
-                detail(rs, 503, "the policy could not be stored");
-            } else {
-                http_json(rs, 200,
-                          pol_obj(s, store_pol_get(api_cfg.store, sess_id(s), rq->param[0])));
-            }
-            free(rules);
-            json_decref(root);
-        }
-        json_decref(old);
-    }
-    done(s);
-    json_decref(b);
+    if (rc == SVC_EFAIL)
+        sess_drop_worker(s);
+    svc_err_fini(e);
+    http_json(rs, 200, json_pack("{s:b}", "ok", 1));
 }
 
 static void c_policy_delete(struct http_req *rq, struct http_resp *rs)
@@ -404,18 +344,9 @@ static void c_policy_delete(struct http_req *rq, struct http_resp *rs)
     struct sess *s = compat_sess(rq, rs);
     if (!s)
         return;
-    if (store_pol_delete(api_cfg.store, sess_id(s), rq->param[0]) != STORE_OK) {
-        detail(rs, 404, "Policy not found");
-    } else {
-        struct wfail f;
-        json_t *r =
-            api_call_j(s, json_pack("{s:s,s:s}", "op", "policy_drop", "pid", rq->param[0]), &f);
-        if (!r)
-            sess_drop_worker(s);
-        json_decref(r);
-        http_json(rs, 200, json_pack("{s:b}", "ok", 1));
-    }
-    done(s);
+    struct svc_err e;
+    deleted(rs, s, svc_pol_delete(s, rq->param[0], &e), &e, "policy");
+    svc_sess_close(s);
 }
 
 static void c_policy_analyze(struct http_req *rq, struct http_resp *rs)
@@ -438,7 +369,7 @@ static void c_policy_analyze(struct http_req *rq, struct http_resp *rs)
     json_t *p = store_pol_get(api_cfg.store, sess_id(s), rq->param[0]);
     if (!p) {
         detail(rs, 404, "Policy not found");
-        done(s);
+        svc_sess_close(s);
         return;
     }
     json_decref(p);
@@ -452,7 +383,7 @@ static void c_policy_analyze(struct http_req *rq, struct http_resp *rs)
     char *req = finish(&w, &len, rs);
     if (req)
         wrap(s, req, len, "{\"errors\":", ",\"handled_errors\":[]}", ipc_error, rs);
-    done(s);
+    svc_sess_close(s);
 }
 
 /* ---- monitors ---- */
@@ -496,54 +427,23 @@ static void c_monitor_new(struct http_req *rq, struct http_resp *rs)
         return;
     }
     char polid[40] = "";
-    const char *src;
-    json_t *pol = NULL;
-    if (pidv) {
-        if (json_is_integer(pidv))
-            snprintf(polid, sizeof polid, "%" JSON_INTEGER_FORMAT, json_integer_value(pidv));
-        else
-            snprintf(polid, sizeof polid, "%s", json_string_value(pidv));
-        pol = store_pol_get(api_cfg.store, sess_id(s), polid);
-        if (!pol) {
-            detail(rs, 404, "Policy not found");
-            goto out;
-        }
-        src = json_string_value(json_object_get(pol, "policy"));
-    } else {
-        src = json_string_value(rule);
-    }
-    char mid[32], defname[48];
-    long n;
-    json_t *old = NULL;
-    do {
-        json_decref(old);
-        n = store_sess_next(api_cfg.store, sess_id(s), 1);
-        snprintf(mid, sizeof mid, "%ld", n);
-    } while (n > 0 && (old = store_mon_get(api_cfg.store, sess_id(s), mid)));
-    if (n <= 0) {
-        detail(rs, 503, "cannot allocate a monitor id");
-        goto out;
-    }
-    snprintf(defname, sizeof defname, "Monitor #%ld", n);
-    json_t *root;
-    json_t *res = call(s,
-                       json_pack("{s:s,s:s,s:s,s:s}", "op", "monitor_new", "mid", mid, "policy",
-                                 src, "language", "invariant"),
-                       &root, 0, rs);
-    if (res) {
-        if (store_mon_insert(api_cfg.store, sess_id(s), mid,
-                             json_is_string(name) ? json_string_value(name) : defname,
-                             pidv ? polid : NULL, "invariant", src, NULL, 1) != STORE_OK) {
-            sess_drop_worker(s);
-            detail(rs, 503, "the monitor could not be stored");
-        } else {
-            http_json(rs, 200, mon_obj(s, store_mon_get(api_cfg.store, sess_id(s), mid)));
-        }
-        json_decref(root);
-    }
-out:
-    json_decref(pol);
-    done(s);
+    if (json_is_integer(pidv))
+        snprintf(polid, sizeof polid, "%" JSON_INTEGER_FORMAT, json_integer_value(pidv));
+    else if (pidv)
+        snprintf(polid, sizeof polid, "%s", json_string_value(pidv));
+    struct svc_mon m = {.name = json_is_string(name) ? json_string_value(name) : NULL,
+                        .policy_id = pidv ? polid : NULL,
+                        .lang = "invariant",
+                        .src = json_string_value(rule),
+                        .compat = 1};
+    json_t *row;
+    struct svc_err e;
+    int rc = svc_mon_create(s, &m, &row, &e);
+    if (rc)
+        svc_detail(rs, rc, &e, "monitor");
+    else
+        http_json(rs, 200, mon_obj(s, row));
+    svc_sess_close(s);
     json_decref(b);
 }
 
@@ -552,15 +452,8 @@ static void c_monitor_list(struct http_req *rq, struct http_resp *rs)
     struct sess *s = compat_sess(rq, rs);
     if (!s)
         return;
-    json_t *a = store_mon_list(api_cfg.store, sess_id(s));
-    json_t *out = json_array();
-    size_t i;
-    json_t *m;
-    for (i = 0; i < json_array_size(a) && (m = json_array_get(a, i)); i++)
-        json_array_append_new(out, mon_obj(s, json_incref(m)));
-    json_decref(a);
-    http_json(rs, 200, out);
-    done(s);
+    http_json(rs, 200, map_rows(s, store_mon_list(api_cfg.store, sess_id(s)), mon_obj));
+    svc_sess_close(s);
 }
 
 static void c_monitor_get(struct http_req *rq, struct http_resp *rs)
@@ -573,7 +466,7 @@ static void c_monitor_get(struct http_req *rq, struct http_resp *rs)
         http_json(rs, 200, mon_obj(s, m));
     else
         detail(rs, 404, "Monitor not found");
-    done(s);
+    svc_sess_close(s);
 }
 
 static void c_monitor_delete(struct http_req *rq, struct http_resp *rs)
@@ -581,18 +474,9 @@ static void c_monitor_delete(struct http_req *rq, struct http_resp *rs)
     struct sess *s = compat_sess(rq, rs);
     if (!s)
         return;
-    if (store_mon_delete(api_cfg.store, sess_id(s), rq->param[0]) != STORE_OK) {
-        detail(rs, 404, "Monitor not found");
-    } else {
-        struct wfail f;
-        json_t *r =
-            api_call_j(s, json_pack("{s:s,s:s}", "op", "monitor_drop", "mid", rq->param[0]), &f);
-        if (!r)
-            sess_drop_worker(s);
-        json_decref(r);
-        http_json(rs, 200, json_pack("{s:b}", "ok", 1));
-    }
-    done(s);
+    struct svc_err e;
+    deleted(rs, s, svc_mon_delete(s, rq->param[0], &e), &e, "monitor");
+    svc_sess_close(s);
 }
 
 /* Sends a chunk whose violations the client must not see (history catch-up). 0 or -1 after
@@ -724,8 +608,15 @@ static void c_monitor_check(struct http_req *rq, struct http_resp *rs)
         json_t *params = json_object_get(m, "parameters");
         if (json_is_object(params))
             json_object_set(req, "parameters", params);
-        json_t *res = call(s, req, &root, 1, rs);
-        if (!res)
+        struct svc_err e;
+        int rc = svc_call(s, req, &root, &e);
+        if (rc == SVC_EWORKER) {
+            ipc_error(rs, e.werr);
+            svc_err_fini(&e);
+        } else if (rc) {
+            svc_detail(rs, rc, &e, "monitor");
+        }
+        if (rc)
             goto out_m;
         json_decref(root);
         if (store_mon_reset(api_cfg.store, sess_id(s), mid) != STORE_OK) {
@@ -755,7 +646,7 @@ static void c_monitor_check(struct http_req *rq, struct http_resp *rs)
 out_m:
     json_decref(m);
 out:
-    done(s);
+    svc_sess_close(s);
     json_decref(b);
 }
 
