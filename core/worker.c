@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <lauxlib.h>
 #include <malloc.h>
 #include <poll.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -308,6 +310,7 @@ struct zyg {
     int ctrl;          /* guarded by mu; -1 while there is no zygote */
     int dead;          /* guarded by mu: zyg_spawn found the zygote gone */
     unsigned restarts; /* guarded by mu */
+    int exe_fd;        /* the zygote program, opened once by zyg_start (CLOEXEC) */
     pthread_mutex_t mu;
     struct zyg_cfg cfg;
 };
@@ -618,12 +621,13 @@ static void zygote_main(const struct zyg_cfg *cfg, int ctrl)
 }
 
 /*
-** The zygote is a fresh execution of this very program (/proc/self/exe), started with
-** posix_spawn: safe from a process that already runs threads, which is what a restart needs
-** (vigild serves HTTP on many threads by then; a bare fork there may copy a lock some other
-** thread held). The program finds out in this constructor, before main: the environment names
-** the inherited control socket, whose first message is the configuration. It never returns to
-** main. Every program that links core/worker.o (vigild, the tests) can so be its own zygote.
+** The zygote is a program of its own, build/vigil-zygote (core/zygote/main.c calls zyg_main):
+** core + Lua + PCRE2 + libseccomp, without the host's HTTP/TLS/SQLite/JSON libraries, so an idle
+** worker maps (and keeps resident) only what it runs, and a jailed process holds no code it never
+** needs. vigild starts it with posix_spawn: safe from a process that already runs threads, which
+** is what a restart needs (vigild serves HTTP on many threads by then; a bare fork there may copy
+** a lock some other thread held). The environment names the inherited control socket, whose
+** first message is the configuration.
 */
 #define ZYG_EXEC_ENV "VIGIL_ZYGOTE_FD"
 #define ZYG_EXEC_FD 3
@@ -634,13 +638,15 @@ struct zboot {
     int32_t parent;    /* pid that started us, for the PDEATHSIG race check */
 };
 
-__attribute__((constructor)) static void zyg_exec_entry(void)
+int zyg_main(void)
 {
     const char *v = getenv(ZYG_EXEC_ENV);
     struct zboot b;
     ssize_t n;
-    if (v == NULL || strcmp(v, "3") != 0)
-        return;
+    if (v == NULL || strcmp(v, "3") != 0) {
+        fprintf(stderr, "vigil-zygote: not a command: vigild starts it (the worker zygote)\n");
+        return 2;
+    }
     unsetenv(ZYG_EXEC_ENV);
     do
         n = recv(ZYG_EXEC_FD, &b, sizeof b, 0);
@@ -655,12 +661,54 @@ __attribute__((constructor)) static void zyg_exec_entry(void)
     zygote_main(&b.cfg, ZYG_EXEC_FD);
 }
 
+/* Opens the zygote program for z->exe_fd: path, or ZYG_EXE_NAME in the directory of the running
+ * program. */
+static int zyg_open_exe(struct zyg *z, const char *path, struct pe_err *err)
+{
+    char buf[PATH_MAX];
+    struct stat st;
+    if (path == NULL) {
+        ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+        char *slash;
+        if (n < 0)
+            return pe_err_sys(err, "zygote: readlink /proc/self/exe");
+        buf[n] = '\0';
+        slash = strrchr(buf, '/');
+        if (slash == NULL || (size_t)(slash - buf) + 1 + sizeof ZYG_EXE_NAME > sizeof buf)
+            return pe_err_set(err, PE_ESYS, "zygote: cannot place %s next to %s", ZYG_EXE_NAME,
+                              buf);
+        memcpy(slash + 1, ZYG_EXE_NAME, sizeof ZYG_EXE_NAME);
+        path = buf;
+    }
+    z->exe_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (z->exe_fd < 0)
+        return pe_err_sys(err, "zygote: cannot open the zygote program %s (make builds it next "
+                               "to vigild)",
+                          path);
+    if (z->exe_fd <= ZYG_EXEC_FD) { /* the spawn puts the control socket there */
+        int hi = fcntl(z->exe_fd, F_DUPFD_CLOEXEC, ZYG_EXEC_FD + 1);
+        int e = errno;
+        close(z->exe_fd);
+        z->exe_fd = hi;
+        errno = e;
+        if (hi < 0)
+            return pe_err_sys(err, "zygote: dup");
+    }
+    if (fstat(z->exe_fd, &st) < 0 || !S_ISREG(st.st_mode) || !(st.st_mode & S_IXUSR)) {
+        close(z->exe_fd);
+        z->exe_fd = -1;
+        return pe_err_set(err, PE_ESYS, "zygote: %s is not an executable file", path);
+    }
+    return PE_OK;
+}
+
 /* Starts a zygote for z (z->pid, z->ctrl) and waits for its hello. With z->mu held, or before
  * z is shared. */
 static int zyg_launch(struct zyg *z, int pdeathsig, struct pe_err *err)
 {
     static char env_kv[] = ZYG_EXEC_ENV "=3";
-    char *argv[] = {(char *)(uintptr_t) "vigil-zygote", NULL};
+    char *argv[] = {(char *)(uintptr_t)ZYG_EXE_NAME, NULL};
+    char exe[32];
     posix_spawn_file_actions_t fa;
     struct zboot b;
     struct zmsg m;
@@ -695,11 +743,13 @@ static int zyg_launch(struct zyg *z, int pdeathsig, struct pe_err *err)
     }
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, sv[1], ZYG_EXEC_FD);
-    r = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, envp);
+    /* the file opened by zyg_start, whatever its path names by now */
+    snprintf(exe, sizeof exe, "/proc/self/fd/%d", z->exe_fd);
+    r = posix_spawn(&pid, exe, &fa, NULL, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
     if (r != 0) {
         errno = r;
-        rc = pe_err_sys(err, "zygote: posix_spawn /proc/self/exe");
+        rc = pe_err_sys(err, "zygote: posix_spawn of the zygote program");
         goto out;
     }
     __atomic_store_n(&z->pid, pid, __ATOMIC_RELAXED);
@@ -707,6 +757,7 @@ static int zyg_launch(struct zyg *z, int pdeathsig, struct pe_err *err)
     sv[0] = -1;
     memset(&b, 0, sizeof b);
     b.cfg = z->cfg;
+    b.cfg.zygote_exe = NULL; /* a pointer of ours means nothing there */
     b.pdeathsig = pdeathsig;
     b.parent = (int32_t)getpid();
     if (send(z->ctrl, &b, sizeof b, MSG_NOSIGNAL) != (ssize_t)sizeof b) {
@@ -769,8 +820,11 @@ int zyg_start(const struct zyg_cfg *cfg, struct zyg **out, struct pe_err *err)
     if (z->cfg.max_frame == 0)
         z->cfg.max_frame = IPC_MAX_FRAME_DEFAULT;
     z->ctrl = -1;
+    z->exe_fd = -1;
     pthread_mutex_init(&z->mu, NULL);
-    rc = zyg_launch(z, 1, err);
+    rc = zyg_open_exe(z, cfg->zygote_exe, err);
+    if (rc == PE_OK)
+        rc = zyg_launch(z, 1, err);
     if (rc != PE_OK) {
         zyg_free(z);
         return rc;
@@ -860,6 +914,8 @@ void zyg_free(struct zyg *z)
             waitpid(z->pid, NULL, 0);
         }
     }
+    if (z->exe_fd >= 0)
+        close(z->exe_fd);
     pthread_mutex_destroy(&z->mu);
     free(z);
 }

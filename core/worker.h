@@ -2,9 +2,11 @@
  * worker.h -- the worker side of vigil: the zygote that forks one jailed worker process per
  * session, the host-side call into a worker, and an in-process (unjailed) variant for the CLI.
  *
- * The zygote is a process started from vigild at startup (posix_spawn of /proc/self/exe: the
- * program becomes the zygote in a constructor of core/worker.c, before main; so a zygote that
- * died can be restarted from a multithreaded vigild, zyg_revive). It builds
+ * The zygote is a process started from vigild at startup: a posix_spawn of the small program
+ * build/vigil-zygote (core/zygote/main.c: core + Lua + PCRE2 + libseccomp, none of the host's
+ * HTTP/TLS/SQLite/JSON libraries), found next to the running program and opened once by
+ * zyg_start, so a zygote that died can be restarted from a multithreaded vigild (zyg_revive)
+ * from the very same file. It builds
  * the sandbox once (Lua + LPeg + cjson + vregex + every bundled module; `rt`, `compiler` and
  * `worker` required eagerly), builds the seccomp filter once, and on request forks a worker
  * (new pid/net/mount/ipc/uts namespaces), which applies the jail (core/jail.h) and serves the
@@ -40,7 +42,13 @@ struct zyg_cfg {
     int sanitizer_build;     /* informational: set by the build, not by callers */
     char jail_fail_step[16]; /* tests only: the jail step every worker fails (jail_cfg.fail_step;
                                 "" = none): exercises the failure report */
+    const char *zygote_exe;  /* the vigil-zygote program; NULL (default): ZYG_EXE_NAME in the
+                                directory of the running program (readlink /proc/self/exe).
+                                Read by zyg_start only (the file is opened once, there) */
 };
+
+/* the zygote program's file name, built next to vigild (build/vigil-zygote) */
+#define ZYG_EXE_NAME "vigil-zygote"
 
 void zyg_cfg_init(struct zyg_cfg *cfg);
 
@@ -48,14 +56,18 @@ struct zyg; /* opaque */
 
 /* Starts the zygote. Call it from the main thread, before any other starts (libmicrohttpd,
  * sqlite workers): the zygote dies with the thread that started it (PR_SET_PDEATHSIG).
+ * Opens the zygote program (cfg->zygote_exe, or ZYG_EXE_NAME next to the running program)
+ * once and keeps the descriptor: every start and restart executes that file through
+ * /proc/self/fd, so replacing the path later changes nothing.
  * Returns PE_OK and *out (owned by the caller, free with zyg_free), or a negative pe_status
  * with err filled: PE_ENOTSUP when the full jail is unavailable and cfg->insecure_no_jail is 0
- * (err->msg says why and what to pass), PE_ELUA when the runtime does not load, PE_ESYS. */
+ * (err->msg says why and what to pass), PE_ESYS when the zygote program is missing (err->msg
+ * names the path), PE_ELUA when the runtime does not load. */
 int zyg_start(const struct zyg_cfg *cfg, struct zyg **out, struct pe_err *err);
 
 /* Restarts the zygote if it died (zyg_spawn answered PE_EDEAD, or its control socket hung up).
- * Thread-safe, callable from any thread: the new zygote is a posix_spawn of /proc/self/exe
- * (nothing forked from a multithreaded process), and outlives the calling thread (its death
+ * Thread-safe, callable from any thread: the new zygote is a posix_spawn of the zygote program
+ * opened by zyg_start (nothing forked from a multithreaded process), and outlives the calling thread (its death
  * is noticed by the hang-up of vigild's end, not by PR_SET_PDEATHSIG). Workers of the old
  * zygote live on (their host sockets are open). Returns PE_OK when it restarted a dead zygote
  * (err->msg says how the old one ended and the new pid: log it), PE_EAGAIN when the zygote is
@@ -102,6 +114,11 @@ int wk_call(struct wk *w, const char *req, size_t len, int timeout_ms, char **re
 
 /* SIGKILL + close both fds; sets pid 0 and fds -1. Idempotent; the zygote reaps the process. */
 void wk_kill(struct wk *w);
+
+/* The main of the zygote program (core/zygote/main.c): serves the zygote protocol on fd 3 when
+ * started by zyg_start/zyg_revive (environment VIGIL_ZYGOTE_FD=3); otherwise prints that it is
+ * not a command and returns 2. Does not return when it served. */
+int zyg_main(void);
 
 /* ---- In-process variant for the CLI and tests: same dispatcher, no process, no jail. ----
  * wk_local_call takes and returns the same request/response payloads as wk_call; the sandbox

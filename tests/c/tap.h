@@ -5,13 +5,17 @@
  *   note(fmt, ...)        a "# ..." comment line
  *   skip(fmt, ...)        an "ok N # SKIP why" line
  *   done_testing()        prints the plan; returns the exit status (0 iff all passed)
+ *   test_zygote_exe()     the build's vigil-zygote, for zyg_cfg.zygote_exe
  * Header-only: every function is static; include it from exactly one .c per program.
  */
 #ifndef VIGIL_TAP_H
 #define VIGIL_TAP_H
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 static int tap_n, tap_failed;
 
@@ -79,6 +83,23 @@ __attribute__((unused)) static int done_testing(void)
         printf("# failed %d of %d\n", tap_failed, tap_n);
     fflush(stdout);
     return tap_failed ? 1 : 0;
+}
+
+/* The zygote program of this build, for zyg_cfg.zygote_exe: a test runs as BUILD/tests/test_x,
+ * the zygote is BUILD/vigil-zygote (the default, next to the running program, fits vigild only). */
+__attribute__((unused)) static const char *test_zygote_exe(void)
+{
+    static char path[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 32);
+    char *slash;
+    if (n < 0)
+        return "vigil-zygote";
+    path[n] = '\0';
+    slash = strrchr(path, '/');
+    if (slash == NULL)
+        return "vigil-zygote";
+    memcpy(slash + 1, "../vigil-zygote", sizeof "../vigil-zygote");
+    return path;
 }
 
 #endif

@@ -375,6 +375,7 @@ static void test_worker_jail(void)
         return;
     }
     zyg_cfg_init(&cfg);
+    cfg.zygote_exe = test_zygote_exe();
     rc = zyg_start(&cfg, &z, &e);
     if (!ok(rc == PE_OK, "zygote starts with the full jail (%s)", rc ? e.msg : "ok"))
         return;
@@ -411,6 +412,7 @@ static void test_insecure(void)
     int rc;
 
     zyg_cfg_init(&cfg);
+    cfg.zygote_exe = test_zygote_exe();
     cfg.insecure_no_jail = 1;
     rc = zyg_start(&cfg, &z, &e);
     if (!ok(rc == PE_OK, "insecure zygote starts (%s)", rc ? e.msg : "ok"))

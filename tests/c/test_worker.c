@@ -3,11 +3,13 @@
  * leftover process, the in-process variant, and timing notes. Responses are parsed (jansson),
  * never compared as strings. */
 #include <dirent.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -444,8 +446,8 @@ static void test_seeds(struct zyg *z)
     }
 }
 
-/* a zygote that died: zyg_spawn says PE_EDEAD, zyg_revive starts a new one (an exec of this
- * test program, which becomes the zygote before main), the old workers live on */
+/* a zygote that died: zyg_spawn says PE_EDEAD, zyg_revive starts a new one (the zygote program
+ * again), the old workers live on */
 static void test_revive(struct zyg *z)
 {
     struct wk w = WK_INIT, w2 = WK_INIT;
@@ -481,6 +483,138 @@ static void test_revive(struct zyg *z)
     ok(rc == PE_EAGAIN, "zyg_revive again: PE_EAGAIN");
     wk_kill(&w);
     wk_kill(&w2);
+}
+
+/* 1 when /proc/PID/maps names none of the host's libraries, 0 when it names one (*which), -1
+ * when it cannot be read. */
+static int maps_clean(pid_t pid, const char **which)
+{
+    static const char *const host_libs[] = {"libmicrohttpd", "libgnutls", "libsqlite3",
+                                            "libjansson",    "libp11-kit", "libnettle"};
+    char path[64], line[512];
+    FILE *f;
+    size_t i;
+    int clean = 1;
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    while (clean && fgets(line, sizeof line, f))
+        for (i = 0; i < sizeof host_libs / sizeof host_libs[0]; i++)
+            if (strstr(line, host_libs[i]) != NULL) {
+                *which = host_libs[i];
+                clean = 0;
+            }
+    fclose(f);
+    return clean;
+}
+
+/* 1 when /proc/PID/exe is a file named vigil-zygote */
+static int exe_is_zygote(pid_t pid, char *buf, size_t cap)
+{
+    char path[64];
+    ssize_t n;
+    const char *base;
+    snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+    n = readlink(path, buf, cap - 1);
+    if (n < 0) {
+        snprintf(buf, cap, "unreadable");
+        return 0;
+    }
+    buf[n] = '\0';
+    base = strrchr(buf, '/');
+    return base != NULL && strcmp(base + 1, ZYG_EXE_NAME) == 0;
+}
+
+/* The zygote and its workers run the lean program (build/vigil-zygote), not the test binary
+ * (which, like vigild, links jansson): none of the host's libraries is mapped in them. */
+static void test_lean(struct zyg *z)
+{
+    struct wk w = WK_INIT;
+    struct pe_err e;
+    const char *which = "";
+    char exe[4096];
+    pid_t zp = zyg_pid(z);
+    int c;
+
+    ok(exe_is_zygote(zp, exe, sizeof exe), "the zygote runs %s (%s)", ZYG_EXE_NAME, exe);
+    c = maps_clean(zp, &which);
+    ok(c == 1, "the zygote maps none of the host's libraries (%s)", c < 0 ? "unreadable" : which);
+    if (zyg_spawn(z, &w, &e) != PE_OK) {
+        ok(0, "spawn (%s)", e.msg);
+        return;
+    }
+    ok(exe_is_zygote(w.pid, exe, sizeof exe), "a worker runs %s (%s)", ZYG_EXE_NAME, exe);
+    c = maps_clean(w.pid, &which);
+    ok(c == 1, "a worker maps none of the host's libraries (%s)", c < 0 ? "unreadable" : which);
+    wk_kill(&w);
+}
+
+/* The zygote program is opened once, by zyg_start: a missing one fails the start with its path;
+ * replacing or removing the path later changes nothing, a restart runs the file opened then. */
+static void test_zygote_program(const struct zyg_cfg *base)
+{
+    struct zyg_cfg c = *base;
+    struct zyg *z = NULL;
+    struct wk w = WK_INIT;
+    struct pe_err e;
+    char tmp[] = "/tmp/vigil-zygote-test.XXXXXX", buf[65536];
+    json_t *j;
+    pid_t z1;
+    ssize_t n;
+    int rc, in, out;
+
+    c.zygote_exe = "/nonexistent/vigil-zygote";
+    rc = zyg_start(&c, &z, &e);
+    ok(rc == PE_ESYS && z == NULL && strstr(e.msg, "/nonexistent/vigil-zygote") != NULL,
+       "a missing zygote program fails zyg_start, naming it (%s: %s)", pe_status_str(rc), e.msg);
+    zyg_free(z);
+    z = NULL;
+
+    /* a copy of the program that is deleted once the zygote runs */
+    in = open(base->zygote_exe, O_RDONLY | O_CLOEXEC);
+    out = mkstemp(tmp);
+    if (in < 0 || out < 0) {
+        ok(0, "copy %s to %s", base->zygote_exe, tmp);
+        goto out;
+    }
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, (size_t)n) != n)
+            n = -1;
+    close(in);
+    in = -1;
+    if (n < 0 || fchmod(out, 0700) < 0 || close(out) < 0) {
+        out = -1;
+        ok(0, "copy %s to %s", base->zygote_exe, tmp);
+        goto out;
+    }
+    out = -1;
+    c.zygote_exe = tmp;
+    rc = zyg_start(&c, &z, &e);
+    unlink(tmp);
+    if (!ok(rc == PE_OK, "a zygote from a copy of the program (%s)", rc ? e.msg : "ok"))
+        goto out;
+    z1 = zyg_pid(z);
+    kill(z1, SIGKILL);
+    usleep(50000);
+    rc = zyg_revive(z, &e);
+    ok(rc == PE_OK && zyg_pid(z) != z1,
+       "the copy deleted, the zygote killed: zyg_revive runs the file opened at start (%s)",
+       e.msg);
+    rc = zyg_spawn(z, &w, &e);
+    j = rc == PE_OK ? call(&w, "{\"op\":\"eval\",\"code\":\"return 6 * 7\"}", 2000, &rc) : NULL;
+    ok(is_ok(j) && json_integer_value(json_object_get(json_object_get(j, "result"), "value")) == 42,
+       "  and its worker evaluates");
+    json_decref(j);
+    wk_kill(&w);
+out:
+    if (in >= 0)
+        close(in);
+    if (out >= 0) {
+        close(out);
+        unlink(tmp);
+    }
+    zyg_free(z);
 }
 
 /* RLIMIT_CPU is per worker lifetime. A worker past it is SIGKILLed by the kernel (soft = hard:
@@ -584,6 +718,7 @@ int main(void)
     pid_t zp;
 
     zyg_cfg_init(&cfg);
+    cfg.zygote_exe = test_zygote_exe();
     cfg.deadline_ms = 300;
     cfg.mem_limit = (size_t)64 << 20;
     rc = zyg_start(&cfg, &z, &e);
@@ -601,13 +736,16 @@ int main(void)
     test_many(z);
     test_roundtrip(z);
     test_seeds(z);
+    test_lean(z);
     test_revive(z);
+    test_lean(z);
     zp = zyg_pid(z);
     zyg_free(z);
     ok(kill(zp, 0) != 0, "zyg_free: the zygote is gone");
     test_idle_trim(&cfg);
     test_jail_failure(&cfg);
     test_rlimit_cpu(&cfg);
+    test_zygote_program(&cfg);
     zyg_free(NULL);
     test_local();
     return done_testing();

@@ -1,6 +1,7 @@
--- The worker zygote from outside: killed with SIGKILL, vigild notices, logs it, starts a new
--- one (an exec of its own binary: safe although vigild runs threads by then), and both new and
--- existing sessions keep working. Owner: C core.
+-- The worker zygote from outside: the lean program build/vigil-zygote (none of the host's
+-- libraries); killed with SIGKILL, vigild notices, logs it, starts a new one (a posix_spawn of
+-- that program: safe although vigild runs threads by then), and both new and existing sessions
+-- keep working. Owner: C core.
 local H = require "tests.e2e.helper"
 
 local POLICY = 'raise "user msg" if:\n    (m: Message)\n    m.role == "user"'
@@ -41,6 +42,23 @@ describe("the worker zygote", function()
       local z = zygotes(srv)
       assert.equal(1, #z)
       assert.equal(srv.pid, tonumber((H.slurp("/proc/" .. z[1] .. "/stat") or ""):match("^%d+ %b() %a (%d+)")))
+   end)
+
+   it("runs the lean program next to vigild, which maps none of the host's libraries", function()
+      local z = zygotes(srv)[1]
+      local sid = srv:session()
+      local w = srv:worker_pid(sid)
+      local dir = H.sh("readlink -f " .. H.quote(H.bin)):gsub("%s+$", ""):match("^(.*)/[^/]*$")
+      for _, p in ipairs { z, w } do
+         local exe = H.sh("readlink /proc/" .. p .. "/exe"):gsub("%s+$", "")
+         assert.equal(dir .. "/vigil-zygote", exe)
+         local maps = H.slurp("/proc/" .. p .. "/maps")
+         assert.truthy(maps and #maps > 0, "no maps for " .. p)
+         for _, lib in ipairs { "libmicrohttpd", "libgnutls", "libsqlite3", "libjansson", "libp11-kit" } do
+            assert.falsy(maps:find(lib, 1, true), lib .. " is mapped in " .. p)
+         end
+      end
+      srv:delete("/v1/sessions/" .. sid)
    end)
 
    it("gives every session's worker its own math.random seed", function()
