@@ -910,6 +910,43 @@ static json_t *pol_view(json_t *p)
     return p;
 }
 
+static json_t *mon_view(json_t *m)
+{
+    if (!m)
+        return NULL;
+    json_t *n = json_object_get(m, "violations");
+    json_object_set_new(m, "violations_reported", n ? json_incref(n) : json_integer(0));
+    json_object_del(m, "violations");
+    json_object_del(m, "hash");
+    json_object_del(m, "nraw");
+    json_object_del(m, "compat");
+    return m;
+}
+
+/* The stored policy (monitor when monitor) rq->param[1] of the session in *row (owned), or NULL
+ * after a 404. */
+static json_t *get_row(struct http_req *rq, struct http_resp *rs, struct sess *s, int monitor)
+{
+    json_t *row;
+    struct svc_err e;
+    int rc = svc_get(s, monitor, rq->param[1], &row, &e);
+    if (rc)
+        svc_fail(rs, rc, &e, monitor ? "monitor" : "policy", rq->param[0]);
+    return row;
+}
+
+/* GET of one stored policy or monitor. */
+static void get_one(struct http_req *rq, struct http_resp *rs, int monitor)
+{
+    struct sess *s = find_sess(rq, rs);
+    if (!s)
+        return;
+    json_t *row = get_row(rq, rs, s, monitor);
+    if (row)
+        http_json(rs, 200, monitor ? mon_view(row) : pol_view(row));
+    sess_put(s);
+}
+
 static void h_pol_create(struct http_req *rq, struct http_resp *rs)
 {
     json_t *b = http_body_object(rq, rs);
@@ -944,16 +981,7 @@ static void h_pol_list(struct http_req *rq, struct http_resp *rs)
 
 static void h_pol_get(struct http_req *rq, struct http_resp *rs)
 {
-    struct sess *s = find_sess(rq, rs);
-    if (!s)
-        return;
-    json_t *p = store_pol_get(api_cfg.store, sess_id(s), rq->param[1]);
-    if (p)
-        http_json(rs, 200, pol_view(p));
-    else
-        http_err(rs, 404, "not_found", "no policy '%s' in session '%s'", rq->param[1],
-                 rq->param[0]);
-    sess_put(s);
+    get_one(rq, rs, 0);
 }
 
 static void h_pol_put(struct http_req *rq, struct http_resp *rs)
@@ -1016,11 +1044,9 @@ static void h_pol_analyze(struct http_req *rq, struct http_resp *rs)
     struct sess *s = open_sess(rq, rs);
     if (!s)
         return;
-    json_t *p = store_pol_get(api_cfg.store, sess_id(s), rq->param[1]);
+    json_t *p = get_row(rq, rs, s, 0);
     if (!p) {
         svc_sess_close(s);
-        http_err(rs, 404, "not_found", "no policy '%s' in session '%s'", rq->param[1],
-                 rq->param[0]);
         return;
     }
     json_decref(p);
@@ -1042,19 +1068,6 @@ static void h_pol_analyze(struct http_req *rq, struct http_resp *rs)
 }
 
 /* ---- monitors ---- */
-
-static json_t *mon_view(json_t *m)
-{
-    if (!m)
-        return NULL;
-    json_t *n = json_object_get(m, "violations");
-    json_object_set(m, "violations_reported", n ? n : json_integer(0));
-    json_object_del(m, "violations");
-    json_object_del(m, "hash");
-    json_object_del(m, "nraw");
-    json_object_del(m, "compat");
-    return m;
-}
 
 static void h_mon_create(struct http_req *rq, struct http_resp *rs)
 {
@@ -1116,16 +1129,7 @@ static void h_mon_list(struct http_req *rq, struct http_resp *rs)
 
 static void h_mon_get(struct http_req *rq, struct http_resp *rs)
 {
-    struct sess *s = find_sess(rq, rs);
-    if (!s)
-        return;
-    json_t *m = store_mon_get(api_cfg.store, sess_id(s), rq->param[1]);
-    if (m)
-        http_json(rs, 200, mon_view(m));
-    else
-        http_err(rs, 404, "not_found", "no monitor '%s' in session '%s'", rq->param[1],
-                 rq->param[0]);
-    sess_put(s);
+    get_one(rq, rs, 1);
 }
 
 static void h_mon_delete(struct http_req *rq, struct http_resp *rs)
@@ -1163,12 +1167,9 @@ static void h_mon_events(struct http_req *rq, struct http_resp *rs)
         json_decref(b);
         return;
     }
-    json_t *m = store_mon_get(api_cfg.store, sess_id(s), rq->param[1]);
-    if (!m) {
-        http_err(rs, 404, "not_found", "no monitor '%s' in session '%s'", rq->param[1],
-                 rq->param[0]);
+    json_t *m = get_row(rq, rs, s, 1);
+    if (!m)
         goto out;
-    }
     json_decref(m);
     if (seq >= 0) {
         char *prev = store_chunk_by_seq(api_cfg.store, sess_id(s), rq->param[1], seq);
@@ -1207,17 +1208,13 @@ static void h_mon_violations(struct http_req *rq, struct http_resp *rs)
     struct sess *s = find_sess(rq, rs);
     if (!s)
         return;
-    json_t *m = store_mon_get(api_cfg.store, sess_id(s), rq->param[1]);
-    if (m) {
+    json_t *m = get_row(rq, rs, s, 1);
+    if (m)
         http_json(rs, 200,
                   json_pack("{s:o,s:O}", "violations",
                             store_viol_list(api_cfg.store, sess_id(s), rq->param[1]), "events_seen",
                             json_object_get(m, "events_seen")));
-        json_decref(m);
-    } else {
-        http_err(rs, 404, "not_found", "no monitor '%s' in session '%s'", rq->param[1],
-                 rq->param[0]);
-    }
+    json_decref(m);
     sess_put(s);
 }
 

@@ -155,6 +155,17 @@ static void svc_detail(struct http_resp *rs, int rc, struct svc_err *e, const ch
     svc_err_fini(e);
 }
 
+/* The stored policy (monitor when monitor) rq->param[0] of s (owned), or NULL after a 404. */
+static json_t *get_row(struct http_req *rq, struct http_resp *rs, struct sess *s, int monitor)
+{
+    json_t *row;
+    struct svc_err e;
+    int rc = svc_get(s, monitor, rq->param[0], &row, &e);
+    if (rc)
+        svc_detail(rs, rc, &e, monitor ? "monitor" : "policy");
+    return row;
+}
+
 static void guardrails_error(struct http_resp *rs, json_t *err);
 
 /* Sends req (freed); on an ok answer passes result.violations through between prefix and
@@ -233,6 +244,16 @@ static json_t *pol_obj(struct sess *s, json_t *p)
     return o;
 }
 
+static json_t *mon_obj(struct sess *s, json_t *m)
+{
+    const char *id = json_string_value(json_object_get(m, "id"));
+    json_t *o = json_pack("{s:s,s:o,s:O,s:O}", "session_id", sess_id(s), "monitor_id",
+                          id_value(id ? id : ""), "rule", json_object_get(m, "policy"), "name",
+                          json_object_get(m, "name"));
+    json_decref(m);
+    return o;
+}
+
 /* The body of /policy/new and PUT /policy/{id}: rule (a size-capped string) and an optional
  * name. 0, or -1 after a 422/413. */
 static int rule_body(json_t *b, const char **rule, const char **name, struct http_resp *rs)
@@ -306,17 +327,21 @@ static void c_policy_template(struct http_req *rq, struct http_resp *rs)
                   "raise \"policy violation\" if:\n    (msg: Message)\n    msg.role == \"user\""));
 }
 
-static void c_policy_get(struct http_req *rq, struct http_resp *rs)
+/* GET of one stored policy or monitor. */
+static void get_one(struct http_req *rq, struct http_resp *rs, int monitor)
 {
     struct sess *s = compat_sess(rq, rs);
     if (!s)
         return;
-    json_t *p = store_pol_get(api_cfg.store, sess_id(s), rq->param[0]);
-    if (p)
-        http_json(rs, 200, pol_obj(s, p));
-    else
-        detail(rs, 404, "Policy not found");
+    json_t *row = get_row(rq, rs, s, monitor);
+    if (row)
+        http_json(rs, 200, monitor ? mon_obj(s, row) : pol_obj(s, row));
     svc_sess_close(s);
+}
+
+static void c_policy_get(struct http_req *rq, struct http_resp *rs)
+{
+    get_one(rq, rs, 0);
 }
 
 static void c_policy_put(struct http_req *rq, struct http_resp *rs)
@@ -366,9 +391,8 @@ static void c_policy_analyze(struct http_req *rq, struct http_resp *rs)
     struct sess *s = compat_sess(rq, rs);
     if (!s)
         return;
-    json_t *p = store_pol_get(api_cfg.store, sess_id(s), rq->param[0]);
+    json_t *p = get_row(rq, rs, s, 0);
     if (!p) {
-        detail(rs, 404, "Policy not found");
         svc_sess_close(s);
         return;
     }
@@ -387,16 +411,6 @@ static void c_policy_analyze(struct http_req *rq, struct http_resp *rs)
 }
 
 /* ---- monitors ---- */
-
-static json_t *mon_obj(struct sess *s, json_t *m)
-{
-    const char *id = json_string_value(json_object_get(m, "id"));
-    json_t *o = json_pack("{s:s,s:o,s:O,s:O}", "session_id", sess_id(s), "monitor_id",
-                          id_value(id ? id : ""), "rule", json_object_get(m, "policy"), "name",
-                          json_object_get(m, "name"));
-    json_decref(m);
-    return o;
-}
 
 static void c_monitor_new(struct http_req *rq, struct http_resp *rs)
 {
@@ -458,15 +472,7 @@ static void c_monitor_list(struct http_req *rq, struct http_resp *rs)
 
 static void c_monitor_get(struct http_req *rq, struct http_resp *rs)
 {
-    struct sess *s = compat_sess(rq, rs);
-    if (!s)
-        return;
-    json_t *m = store_mon_get(api_cfg.store, sess_id(s), rq->param[0]);
-    if (m)
-        http_json(rs, 200, mon_obj(s, m));
-    else
-        detail(rs, 404, "Monitor not found");
-    svc_sess_close(s);
+    get_one(rq, rs, 1);
 }
 
 static void c_monitor_delete(struct http_req *rq, struct http_resp *rs)
@@ -572,11 +578,9 @@ static void c_monitor_check(struct http_req *rq, struct http_resp *rs)
         return;
     }
     const char *mid = rq->param[0];
-    json_t *m = store_mon_get(api_cfg.store, sess_id(s), mid);
-    if (!m) {
-        detail(rs, 404, "Monitor not found");
+    json_t *m = get_row(rq, rs, s, 1);
+    if (!m)
         goto out;
-    }
     /* Raw events received (the worker's events_seen may count normalised events). */
     size_t seen = (size_t)json_integer_value(json_object_get(m, "nraw"));
     uint64_t want = api_hash_parse(json_string_value(json_object_get(m, "hash")));

@@ -72,9 +72,27 @@ json_t *svc_result(json_t *root)
     return json_object_get(root, "result");
 }
 
-/* ---- ids ---- */
+/* ---- stored objects ---- */
 
 typedef json_t *(*row_get_fn)(struct store *, const char *, const char *);
+
+int svc_get(struct sess *s, int monitor, const char *id, json_t **row, struct svc_err *e)
+{
+    err_reset(e);
+    *row = (monitor ? store_mon_get : store_pol_get)(api_cfg.store, sess_id(s), id);
+    return *row ? SVC_OK : err_id(e, monitor ? SVC_ENOMON : SVC_ENOPOL, id);
+}
+
+/* The store's answer st after the worker took an object: when the store failed, the worker is
+ * dropped (rebuilt from the store on its next use). */
+static int stored(struct sess *s, int st, struct svc_err *e)
+{
+    if (st == STORE_OK)
+        return SVC_OK;
+    sess_drop_worker(s);
+    e->store_rc = st;
+    return SVC_ESTORE;
+}
 
 /* id, when given, if the session has no such row yet (copied into buf); otherwise the session's
  * next free number. Returns 0, SVC_EEXISTS or, when the counter fails, SVC_ENOID (buf then holds
@@ -122,13 +140,10 @@ static int pol_put(struct sess *s, const char *pid, const char *name, const char
     int st = insert ? store_pol_insert(api_cfg.store, sess_id(s), pid, name, lang, src, rules)
                     : store_pol_update(api_cfg.store, sess_id(s), pid, name, lang, src, rules);
     free(rules);
-    if (st != STORE_OK) {
-        sess_drop_worker(s);
-        e->store_rc = st;
-        return SVC_ESTORE;
-    }
-    *row = store_pol_get(api_cfg.store, sess_id(s), pid);
-    return SVC_OK;
+    rc = stored(s, st, e);
+    if (rc == SVC_OK)
+        *row = store_pol_get(api_cfg.store, sess_id(s), pid);
+    return rc;
 }
 
 int svc_pol_create(struct sess *s, const char *id, const char *name, const char *lang,
@@ -152,12 +167,13 @@ int svc_pol_update(struct sess *s, const char *pid, const char *name, const char
 {
     err_reset(e);
     *row = NULL;
-    json_t *old = store_pol_get(api_cfg.store, sess_id(s), pid);
-    if (!old)
-        return err_id(e, SVC_ENOPOL, pid);
+    json_t *old;
+    int rc = svc_get(s, 0, pid, &old, e);
+    if (rc)
+        return rc;
     if (!name)
         name = json_string_value(json_object_get(old, "name"));
-    int rc = pol_put(s, pid, name, lang, src, 0, row, e);
+    rc = pol_put(s, pid, name, lang, src, 0, row, e);
     json_decref(old);
     return rc;
 }
@@ -191,13 +207,10 @@ static int mon_put(struct sess *s, const struct svc_mon *m, const char *src, con
     int st = store_mon_insert(api_cfg.store, sess_id(s), mid, name, m->policy_id, lang, src, pj,
                               m->compat);
     free(pj);
-    if (st != STORE_OK) {
-        sess_drop_worker(s);
-        e->store_rc = st;
-        return SVC_ESTORE;
-    }
-    *row = store_mon_get(api_cfg.store, sess_id(s), mid);
-    return SVC_OK;
+    rc = stored(s, st, e);
+    if (rc == SVC_OK)
+        *row = store_mon_get(api_cfg.store, sess_id(s), mid);
+    return rc;
 }
 
 int svc_mon_create(struct sess *s, const struct svc_mon *m, json_t **row, struct svc_err *e)
@@ -207,9 +220,9 @@ int svc_mon_create(struct sess *s, const struct svc_mon *m, json_t **row, struct
     const char *src = m->src, *lang = m->lang;
     json_t *pol = NULL;
     if (m->policy_id) {
-        pol = store_pol_get(api_cfg.store, sess_id(s), m->policy_id);
-        if (!pol)
-            return err_id(e, SVC_ENOPOL, m->policy_id);
+        int rc = svc_get(s, 0, m->policy_id, &pol, e);
+        if (rc)
+            return rc;
         src = json_string_value(json_object_get(pol, "policy"));
         if (!lang)
             lang = json_string_value(json_object_get(pol, "language"));

@@ -50,6 +50,10 @@ void svc_sess_close(struct sess *s);
 int svc_call(struct sess *s, json_t *req, json_t **root, struct svc_err *e);
 json_t *svc_result(json_t *root); /* borrowed from root */
 
+/* The stored policy (monitor when monitor) id of s: SVC_OK with *row (owned), or SVC_ENOPOL /
+ * SVC_ENOMON. */
+int svc_get(struct sess *s, int monitor, const char *id, json_t **row, struct svc_err *e);
+
 /* With s locked. Compiles a policy into the worker as id (NULL: the session's next number) with
  * name (NULL: "Policy #<id>"), then stores it. SVC_OK with *row the stored policy (owned);
  * SVC_EEXISTS, SVC_ENOID, SVC_EFAIL, SVC_EWORKER, SVC_ESTORE. */
