@@ -31,6 +31,14 @@ local function start(args)
       table.concat(q, " "), H.quote(out), H.quote(err))
    local pid = tonumber(H.sh("sh -c " .. H.quote(cmd)):match("%d+"))
    assert(pid, "could not start unshare")
+   -- the map can be written only once unshare has made the namespace (before, the write fails
+   -- and the inner shell waits for a map forever)
+   local own = H.sh("readlink /proc/self/ns/user")
+   for _ = 1, 200 do
+      local ns = H.sh("readlink /proc/" .. pid .. "/ns/user 2>/dev/null")
+      if ns ~= "" and ns ~= own then break end
+      H.sleep(0.01)
+   end
    H.sh(string.format("echo '0 0 65536' > /proc/%d/uid_map; echo '0 0 65536' > /proc/%d/gid_map",
       pid, pid))
    return { pid = pid, dir = dir, out = out, err = err }
