@@ -165,6 +165,15 @@ static int tx(struct store *st, const char *what)
     return STORE_OK;
 }
 
+/* Ends the transaction of a *_locked step: commits when rc is STORE_OK, else rolls back.
+ * Returns rc, or STORE_ERR when the commit failed. */
+static int tx_end(struct store *st, int rc)
+{
+    if (tx(st, rc == STORE_OK ? "COMMIT" : "ROLLBACK") && rc == STORE_OK)
+        rc = STORE_ERR;
+    return rc;
+}
+
 int store_writable(struct store *st)
 {
     pthread_mutex_lock(&st->mu);
@@ -239,6 +248,16 @@ static json_t *query_rows(struct store *st, sqlite3_stmt *s)
     return a;
 }
 
+/* Under the lock, the rows of sql, which takes the session id sid and the object id id when
+ * given (neither when sid is NULL). */
+static json_t *select_rows(struct store *st, const char *sql, const char *sid, const char *id)
+{
+    pthread_mutex_lock(&st->mu);
+    json_t *a = query_rows(st, prep(st, sql, !sid ? "" : !id ? "s" : "ss", sid, id));
+    pthread_mutex_unlock(&st->mu);
+    return a;
+}
+
 static json_t *first_row(json_t *a)
 {
     json_t *o = NULL;
@@ -267,9 +286,7 @@ static int sess_delete_locked(struct store *st, const char *id)
         "DELETE FROM chunks WHERE sid = ?", "DELETE FROM violations WHERE sid = ?"};
     for (size_t i = 0; rc == STORE_OK && i < 4; i++)
         rc = exec_locked(st, 0, more[i], "s", id);
-    if (tx(st, rc == STORE_OK ? "COMMIT" : "ROLLBACK") && rc == STORE_OK)
-        rc = STORE_ERR;
-    return rc;
+    return tx_end(st, rc);
 }
 
 int store_sess_delete(struct store *st, const char *id)
@@ -303,13 +320,10 @@ long store_sess_next(struct store *st, const char *id, int monitor)
 
 json_t *store_sess_list(struct store *st)
 {
-    pthread_mutex_lock(&st->mu);
-    json_t *a = query_rows(st, prep(st,
-                                    "SELECT id, token, created_at, last_used, ttl, next_policy,"
-                                    " next_monitor FROM sessions ORDER BY rowid",
-                                    ""));
-    pthread_mutex_unlock(&st->mu);
-    return a;
+    return select_rows(st,
+                       "SELECT id, token, created_at, last_used, ttl, next_policy, next_monitor"
+                       " FROM sessions ORDER BY rowid",
+                       NULL, NULL);
 }
 
 int store_pol_insert(struct store *st, const char *sid, const char *pid, const char *name,
@@ -335,20 +349,14 @@ int store_pol_update(struct store *st, const char *sid, const char *pid, const c
 
 json_t *store_pol_get(struct store *st, const char *sid, const char *pid)
 {
-    pthread_mutex_lock(&st->mu);
-    json_t *a = query_rows(
-        st, prep(st, "SELECT " POL_COLS " FROM policies WHERE sid = ? AND id = ?", "ss", sid, pid));
-    pthread_mutex_unlock(&st->mu);
-    return first_row(a);
+    return first_row(
+        select_rows(st, "SELECT " POL_COLS " FROM policies WHERE sid = ? AND id = ?", sid, pid));
 }
 
 json_t *store_pol_list(struct store *st, const char *sid)
 {
-    pthread_mutex_lock(&st->mu);
-    json_t *a = query_rows(
-        st, prep(st, "SELECT " POL_COLS " FROM policies WHERE sid = ? ORDER BY rowid", "s", sid));
-    pthread_mutex_unlock(&st->mu);
-    return a;
+    return select_rows(st, "SELECT " POL_COLS " FROM policies WHERE sid = ? ORDER BY rowid", sid,
+                       NULL);
 }
 
 int store_pol_delete(struct store *st, const char *sid, const char *pid)
@@ -373,20 +381,14 @@ int store_mon_insert(struct store *st, const char *sid, const char *mid, const c
 
 json_t *store_mon_get(struct store *st, const char *sid, const char *mid)
 {
-    pthread_mutex_lock(&st->mu);
-    json_t *a = query_rows(
-        st, prep(st, "SELECT " MON_COLS " FROM monitors WHERE sid = ? AND id = ?", "ss", sid, mid));
-    pthread_mutex_unlock(&st->mu);
-    return first_row(a);
+    return first_row(
+        select_rows(st, "SELECT " MON_COLS " FROM monitors WHERE sid = ? AND id = ?", sid, mid));
 }
 
 json_t *store_mon_list(struct store *st, const char *sid)
 {
-    pthread_mutex_lock(&st->mu);
-    json_t *a = query_rows(
-        st, prep(st, "SELECT " MON_COLS " FROM monitors WHERE sid = ? ORDER BY rowid", "s", sid));
-    pthread_mutex_unlock(&st->mu);
-    return a;
+    return select_rows(st, "SELECT " MON_COLS " FROM monitors WHERE sid = ? ORDER BY rowid", sid,
+                       NULL);
 }
 
 static int mon_delete_locked(struct store *st, const char *sid, const char *mid)
@@ -398,9 +400,7 @@ static int mon_delete_locked(struct store *st, const char *sid, const char *mid)
         rc = exec_locked(st, 0, "DELETE FROM chunks WHERE sid = ? AND mid = ?", "ss", sid, mid);
     if (rc == STORE_OK)
         rc = exec_locked(st, 0, "DELETE FROM violations WHERE sid = ? AND mid = ?", "ss", sid, mid);
-    if (tx(st, rc == STORE_OK ? "COMMIT" : "ROLLBACK") && rc == STORE_OK)
-        rc = STORE_ERR;
-    return rc;
+    return tx_end(st, rc);
 }
 
 int store_mon_delete(struct store *st, const char *sid, const char *mid)
@@ -417,9 +417,7 @@ static int mon_reset_locked(struct store *st, const char *sid, const char *mid)
         "ss", sid, mid);
     if (rc == STORE_OK)
         rc = exec_locked(st, 0, "DELETE FROM chunks WHERE sid = ? AND mid = ?", "ss", sid, mid);
-    if (tx(st, rc == STORE_OK ? "COMMIT" : "ROLLBACK") && rc == STORE_OK)
-        rc = STORE_ERR;
-    return rc;
+    return tx_end(st, rc);
 }
 
 int store_mon_reset(struct store *st, const char *sid, const char *mid)
@@ -471,9 +469,7 @@ static int chunk_commit_locked(struct store *st, const char *sid, const char *mi
                : STORE_ERR;
         free(b);
     }
-    if (tx(st, rc == STORE_OK ? "COMMIT" : "ROLLBACK") && rc == STORE_OK)
-        rc = STORE_ERR;
-    return rc;
+    return tx_end(st, rc);
 }
 
 int store_chunk_commit(struct store *st, const char *sid, const char *mid, long long seq,
