@@ -164,76 +164,76 @@ static int lit(struct cur *c, const char *word)
 
 static int value(struct cur *c, int depth, enum jtype *type, size_t *count);
 
+/* Opens an array or object at c->p: 1 when it is empty (closed by close, consumed), else 0. */
+static int open_empty(struct cur *c, char close)
+{
+    c->p++; /* [ or { */
+    ws(c);
+    if (c->p < c->end && *c->p == close) {
+        c->p++;
+        return 1;
+    }
+    return 0;
+}
+
+/* After an element (one more in *count): 1 at the closing bracket, 0 after a ',' (both
+ * consumed), -1 on anything else. */
+static int next_elem(struct cur *c, size_t *count, char close, const char *unterminated,
+                     const char *expected)
+{
+    (*count)++;
+    ws(c);
+    if (c->p >= c->end)
+        return fail(c, unterminated);
+    if (*c->p == ',' || *c->p == close)
+        return *c->p++ == close;
+    return fail(c, expected);
+}
+
 static int array(struct cur *c, int depth, size_t *count)
 {
-    c->p++; /* [ */
     *count = 0;
-    ws(c);
-    if (c->p < c->end && *c->p == ']') {
-        c->p++;
-        return 0;
-    }
-    for (;;) {
+    int r = open_empty(c, ']');
+    while (r == 0) {
         enum jtype t;
         size_t k;
         ws(c);
-        if (value(c, depth + 1, &t, &k))
-            return -1;
-        (*count)++;
-        ws(c);
-        if (c->p >= c->end)
-            return fail(c, "unterminated array");
-        if (*c->p == ',') {
-            c->p++;
-            continue;
-        }
-        if (*c->p == ']') {
-            c->p++;
-            return 0;
-        }
-        return fail(c, "expected ',' or ']' in an array");
+        r = value(c, depth + 1, &t, &k);
+        if (r == 0)
+            r = next_elem(c, count, ']', "unterminated array", "expected ',' or ']' in an array");
     }
+    return r < 0 ? -1 : 0;
+}
+
+/* One "key": value member of an object. */
+static int member(struct cur *c, int depth)
+{
+    ws(c);
+    if (c->p >= c->end || *c->p != '"')
+        return fail(c, "expected a string key in an object");
+    int esc;
+    if (str(c, &esc))
+        return -1;
+    ws(c);
+    if (c->p >= c->end || *c->p != ':')
+        return fail(c, "expected ':' after an object key");
+    c->p++;
+    ws(c);
+    enum jtype t;
+    size_t k;
+    return value(c, depth + 1, &t, &k);
 }
 
 static int object(struct cur *c, int depth, size_t *count)
 {
-    c->p++; /* { */
     *count = 0;
-    ws(c);
-    if (c->p < c->end && *c->p == '}') {
-        c->p++;
-        return 0;
+    int r = open_empty(c, '}');
+    while (r == 0) {
+        r = member(c, depth);
+        if (r == 0)
+            r = next_elem(c, count, '}', "unterminated object", "expected ',' or '}' in an object");
     }
-    for (;;) {
-        ws(c);
-        if (c->p >= c->end || *c->p != '"')
-            return fail(c, "expected a string key in an object");
-        int esc;
-        if (str(c, &esc))
-            return -1;
-        ws(c);
-        if (c->p >= c->end || *c->p != ':')
-            return fail(c, "expected ':' after an object key");
-        c->p++;
-        ws(c);
-        enum jtype t;
-        size_t k;
-        if (value(c, depth + 1, &t, &k))
-            return -1;
-        (*count)++;
-        ws(c);
-        if (c->p >= c->end)
-            return fail(c, "unterminated object");
-        if (*c->p == ',') {
-            c->p++;
-            continue;
-        }
-        if (*c->p == '}') {
-            c->p++;
-            return 0;
-        }
-        return fail(c, "expected ',' or '}' in an object");
-    }
+    return r < 0 ? -1 : 0;
 }
 
 static int value(struct cur *c, int depth, enum jtype *type, size_t *count)
