@@ -1050,16 +1050,8 @@ static void h_pol_analyze(struct http_req *rq, struct http_resp *rs)
         return;
     }
     json_decref(p);
-    struct wbuf w;
-    wb_init(&w);
-    wb_str(&w, "op", "analyze");
-    wb_str(&w, "pid", rq->param[1]);
-    wb_str(&w, "format", "native");
-    wb_raw(&w, "trace", tr->val, tr->vlen);
-    if (par)
-        wb_raw(&w, "parameters", par->val, par->vlen);
     size_t len = 0;
-    char *req = wb_finish(&w, &len);
+    char *req = svc_analyze_req(rq->param[1], "native", tr, par, &len);
     if (!req)
         http_err(rs, 503, "out_of_memory", "out of memory");
     else

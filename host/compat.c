@@ -72,9 +72,9 @@ static int scan_object(struct http_req *rq, struct http_resp *rs, struct jscan *
     return -1;
 }
 
-static char *finish(struct wbuf *w, size_t *len, struct http_resp *rs)
+/* A spliced request (svc_check_req, svc_analyze_req); NULL after a 503 when out of memory. */
+static char *built(char *req, struct http_resp *rs)
 {
-    char *req = wb_finish(w, len);
     if (!req)
         detail(rs, 503, "out of memory");
     return req;
@@ -397,14 +397,8 @@ static void c_policy_analyze(struct http_req *rq, struct http_resp *rs)
         return;
     }
     json_decref(p);
-    struct wbuf w;
-    wb_init(&w);
-    wb_str(&w, "op", "analyze");
-    wb_str(&w, "pid", rq->param[0]);
-    wb_str(&w, "format", "server_text");
-    wb_raw(&w, "trace", tr->val, tr->vlen);
     size_t len;
-    char *req = finish(&w, &len, rs);
+    char *req = built(svc_analyze_req(rq->param[0], "server_text", tr, NULL, &len), rs);
     if (req)
         wrap(s, req, len, "{\"errors\":", ",\"handled_errors\":[]}", ipc_error, rs);
     svc_sess_close(s);
@@ -752,15 +746,9 @@ static void api_policy_analyze(struct http_req *rq, struct http_resp *rs)
         detail(rs, 413, "the request exceeds a size limit");
         return;
     }
-    struct wbuf w;
-    wb_init(&w);
-    wb_str(&w, "op", "check");
-    wb_str(&w, "format", "server");
-    wb_str(&w, "language", "invariant");
-    wb_raw(&w, "policy", pol->val, pol->vlen);
-    wb_raw(&w, "trace", tr->val, tr->vlen);
     size_t len;
-    char *req = finish(&w, &len, rs);
+    char *req =
+        built(svc_check_req("server", "invariant", pol, tr->val, tr->vlen, NULL, -1, &len), rs);
     if (req)
         wrap(NULL, req, len, "{\"errors\":", ",\"handled_errors\":[]}", text_error, rs);
 }
@@ -815,17 +803,11 @@ static void api_monitor_check(struct http_req *rq, struct http_resp *rs)
     memcpy(trace + tn, b, bn);
     tn += bn;
     trace[tn++] = ']';
-    struct wbuf w;
-    wb_init(&w);
-    wb_str(&w, "op", "check");
-    wb_str(&w, "format", "server_text");
-    wb_str(&w, "language", "invariant");
-    wb_raw(&w, "policy", pol->val, pol->vlen);
-    wb_raw(&w, "trace", trace, tn);
-    wb_int(&w, "past_len", (long long)past->count);
-    free(trace);
     size_t len;
-    char *req = finish(&w, &len, rs);
+    char *req = built(svc_check_req("server_text", "invariant", pol, trace, tn, NULL,
+                                    (long long)past->count, &len),
+                      rs);
+    free(trace);
     if (req)
         wrap(NULL, req, len, "", "", text_error, rs);
 }
@@ -913,17 +895,9 @@ static void c_guard_check(struct http_req *rq, struct http_resp *rs)
         detail(rs, 413, "the request exceeds a size limit");
         return;
     }
-    struct wbuf w;
-    wb_init(&w);
-    wb_str(&w, "op", "check");
-    wb_str(&w, "format", "invariant");
-    wb_str(&w, "language", "invariant");
-    wb_raw(&w, "policy", pol->val, pol->vlen);
-    wb_raw(&w, "trace", msgs->val, msgs->vlen);
-    if (params)
-        wb_raw(&w, "parameters", params->val, params->vlen);
     size_t len;
-    char *req = finish(&w, &len, rs);
+    char *req = built(
+        svc_check_req("invariant", "invariant", pol, msgs->val, msgs->vlen, params, -1, &len), rs);
     if (req)
         wrap(NULL, req, len, "{\"errors\":", "}", guardrails_error, rs);
 }

@@ -232,6 +232,40 @@ int svc_mon_create(struct sess *s, const struct svc_mon *m, json_t **row, struct
     return rc;
 }
 
+/* ---- requests spliced from the client's body ---- */
+
+char *svc_check_req(const char *format, const char *lang, const struct jfield *pol,
+                    const char *trace, size_t tn, const struct jfield *params, long long past_len,
+                    size_t *len)
+{
+    struct wbuf w;
+    wb_init(&w);
+    wb_str(&w, "op", "check");
+    wb_str(&w, "format", format);
+    wb_str(&w, "language", lang);
+    wb_raw(&w, "policy", pol->val, pol->vlen);
+    wb_raw(&w, "trace", trace, tn);
+    if (params)
+        wb_raw(&w, "parameters", params->val, params->vlen);
+    if (past_len >= 0)
+        wb_int(&w, "past_len", past_len);
+    return wb_finish(&w, len);
+}
+
+char *svc_analyze_req(const char *pid, const char *format, const struct jfield *trace,
+                      const struct jfield *params, size_t *len)
+{
+    struct wbuf w;
+    wb_init(&w);
+    wb_str(&w, "op", "analyze");
+    wb_str(&w, "pid", pid);
+    wb_str(&w, "format", format);
+    wb_raw(&w, "trace", trace->val, trace->vlen);
+    if (params)
+        wb_raw(&w, "parameters", params->val, params->vlen);
+    return wb_finish(&w, len);
+}
+
 /* ---- deletion ---- */
 
 static int drop(struct sess *s, int monitor, const char *id, struct svc_err *e)

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "api.h"
+#include "jscan.h"
 
 enum svc_rc {
     SVC_OK = 0,
@@ -84,5 +85,16 @@ int svc_mon_create(struct sess *s, const struct svc_mon *m, json_t **row, struct
  * whether to drop the worker). */
 int svc_pol_delete(struct sess *s, const char *pid, struct svc_err *e);
 int svc_mon_delete(struct sess *s, const char *mid, struct svc_err *e);
+
+/* Worker requests spliced from slices of the client's body (no re-encoding; jscan fields
+ * borrowed). svc_check_req: the stateless check of policy pol (language lang) over trace (tn
+ * bytes of JSON array text) with params (or NULL) and, when past_len >= 0, past_len.
+ * svc_analyze_req: the analyze of the stored policy pid over trace with params (or NULL).
+ * Both return the text (malloc'd, the caller frees) with *len, or NULL when out of memory. */
+char *svc_check_req(const char *format, const char *lang, const struct jfield *pol,
+                    const char *trace, size_t tn, const struct jfield *params, long long past_len,
+                    size_t *len);
+char *svc_analyze_req(const char *pid, const char *format, const struct jfield *trace,
+                      const struct jfield *params, size_t *len);
 
 #endif
