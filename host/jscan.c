@@ -114,6 +114,18 @@ static int str(struct cur *c, int *has_escape)
     return fail(c, "unterminated string");
 }
 
+/* The end of the one or more digits at s, or NULL (with c->p at s) when there is none. */
+static const char *digits(struct cur *c, const char *s)
+{
+    if (s >= c->end || *s < '0' || *s > '9') {
+        c->p = s;
+        return NULL;
+    }
+    while (s < c->end && *s >= '0' && *s <= '9')
+        s++;
+    return s;
+}
+
 static int num(struct cur *c)
 {
     const char *s = c->p;
@@ -129,25 +141,14 @@ static int num(struct cur *c)
     } else {
         return fail(c, "invalid number");
     }
-    if (s < c->end && *s == '.') {
-        s++;
-        if (s >= c->end || *s < '0' || *s > '9') {
-            c->p = s;
-            return fail(c, "invalid number");
-        }
-        while (s < c->end && *s >= '0' && *s <= '9')
-            s++;
-    }
+    if (s < c->end && *s == '.' && !(s = digits(c, s + 1)))
+        return fail(c, "invalid number");
     if (s < c->end && (*s == 'e' || *s == 'E')) {
         s++;
         if (s < c->end && (*s == '+' || *s == '-'))
             s++;
-        if (s >= c->end || *s < '0' || *s > '9') {
-            c->p = s;
+        if (!(s = digits(c, s)))
             return fail(c, "invalid number");
-        }
-        while (s < c->end && *s >= '0' && *s <= '9')
-            s++;
     }
     c->p = s;
     return 0;
