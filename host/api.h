@@ -1,7 +1,8 @@
 /*
  * api.h — the REST routes of vigild (native /v1 routes in api.c, compatibility routes in
  * compat.c) and the helpers they share: worker calls with error mapping, request splicing,
- * monitor chunks.
+ * monitor chunks. The session services both families run (stored policies and monitors,
+ * session lookup) are in svc.h.
  *
  * Handlers never parse a trace beyond checking its JSON type and size; the worker does the rest.
  * Worker error codes map to statuses as in docs/internals.md §2.
