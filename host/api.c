@@ -267,8 +267,8 @@ int api_monitor_chunk(struct sess *s, const char *mid, json_t *events, const cha
     json_t *seen = json_object_get(res, "events_seen");
     if (!json_is_array(viol))
         viol = NULL;
-    json_t *out = json_pack("{s:O,s:O}", "violations", viol ? viol : json_array(), "events_seen",
-                            seen ? seen : json_integer(0));
+    json_t *out = json_pack("{s:o,s:o}", "violations", viol ? json_incref(viol) : json_array(),
+                            "events_seen", seen ? json_incref(seen) : json_integer(0));
     json_decref(r);
     h = api_hash_events(h, events, 0, json_array_size(events));
     char *resp_txt = json_dumps(out, JSON_COMPACT);
@@ -595,9 +595,9 @@ static void svc_fail(struct http_resp *rs, int rc, struct svc_err *e, const char
         api_werr(rs, e->werr);
     else if (rc == SVC_EWORKER)
         http_err(rs, 500, "internal", "malformed worker answer");
-    else if (rc == SVC_ESTORE && e->store_rc == STORE_DUP && 0 == strcmp(what, "policy"))
+    else if (rc == SVC_ESTORE && e->store_rc == STORE_DUP)
         http_err(rs, 409, "conflict", "the %s could not be stored", what);
-    else if (rc == SVC_ESTORE) /* a monitor has always said 503, whatever the store said */
+    else if (rc == SVC_ESTORE)
         http_err(rs, 503, "store_unavailable", "the %s could not be stored", what);
     else if (rc == SVC_ENOID)
         http_err(rs, 503, "store_unavailable", "cannot allocate a %s id", what);

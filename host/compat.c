@@ -931,7 +931,7 @@ static void c_guard_load(struct http_req *rq, struct http_resp *rs)
         guardrails_error(rs, json_object_get(root, "error"));
     } else {
         json_t *rules = json_object_get(json_object_get(root, "result"), "rules");
-        http_json(rs, 200, json_pack("{s:b,s:O}", "ok", 1, "rules", rules ? rules : json_array()));
+        http_json(rs, 200, json_pack("{s:b,s:o}", "ok", 1, "rules", rules ? json_incref(rules) : json_array()));
     }
     json_decref(root);
 }

@@ -186,8 +186,7 @@ static int mon_put(struct sess *s, const struct svc_mon *m, const char *src, con
 {
     char mid[65], defname[80];
     int rc = pick_id(s, 1, m->id, mid, sizeof mid, e);
-    /* Native monitors have always gone on with the failed number as their id. */
-    if (rc == SVC_EEXISTS || (rc == SVC_ENOID && m->compat))
+    if (rc)
         return rc;
     const char *name = m->name;
     if (!name) {
