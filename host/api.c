@@ -738,17 +738,8 @@ static void h_check(struct http_req *rq, struct http_resp *rs)
     if (scan_body(rq, rs, &sc) || scan_policy(&sc, &pol, &lang, rs) ||
         scan_trace(&sc, "trace", &tr, rs) || scan_params(&sc, &par, rs))
         return;
-    struct wbuf w;
-    wb_init(&w);
-    wb_str(&w, "op", "check");
-    wb_str(&w, "format", "native");
-    wb_str(&w, "language", lang);
-    wb_raw(&w, "policy", pol->val, pol->vlen);
-    wb_raw(&w, "trace", tr->val, tr->vlen);
-    if (par)
-        wb_raw(&w, "parameters", par->val, par->vlen);
     size_t len = 0;
-    char *req = wb_finish(&w, &len);
+    char *req = svc_check_req("native", lang, pol, tr->val, tr->vlen, par, -1, &len);
     if (!req) {
         http_err(rs, 503, "out_of_memory", "out of memory");
         return;
