@@ -67,21 +67,28 @@ void zyg_cfg_init(struct zyg_cfg *cfg)
 struct wkcore {
     struct sbx *sbx;
     size_t max_frame;
+    int after; /* the last serve() owes an after() (the full collection of a large request) */
 };
 
-static const char handle_key = 'h'; /* registry: the handle function of require "worker" */
+static const char serve_key = 's'; /* registry: the serve function of require "worker" */
+static const char after_key = 'a'; /* registry: its after function */
 
-/* [-0, +0] requires "worker" and keeps its handle function in the registry */
+/* [-0, +0] requires "worker" and keeps its serve and after functions in the registry */
 static int l_init(lua_State *L)
 {
     lua_getglobal(L, "require");  /* push require */
     lua_pushliteral(L, "worker"); /* push name */
     lua_call(L, 1, 1);            /* push module */
-    if (lua_istable(L, -1))
-        lua_getfield(L, -1, "handle"); /* push module.handle */
+    if (!lua_istable(L, -1))
+        return luaL_error(L, "require 'worker' gave no table");
+    lua_getfield(L, -1, "after"); /* push module.after */
     if (!lua_isfunction(L, -1))
-        return luaL_error(L, "require 'worker' gave no handle function");
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &handle_key); /* registry[key] = handle; pop */
+        return luaL_error(L, "require 'worker' gave no after function");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &after_key); /* registry[key] = after; pop */
+    lua_getfield(L, -1, "serve");                  /* push module.serve */
+    if (!lua_isfunction(L, -1))
+        return luaL_error(L, "require 'worker' gave no serve function");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &serve_key); /* registry[key] = serve; pop */
     return 0;
 }
 
@@ -90,16 +97,24 @@ struct req_view {
     size_t n;
 };
 
-/* [-0, +1] calls handle(payload); leaves the response string */
-static int l_call_handle(lua_State *L)
+/* [-0, +2] calls serve(payload); leaves the response string and whether after() is owed */
+static int l_call_serve(lua_State *L)
 {
     const struct req_view *rv = lua_touserdata(L, 1);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &handle_key); /* push handle */
-    lua_pushlstring(L, rv->p, rv->n);               /* push payload */
-    lua_call(L, 1, 1);                              /* push response */
-    if (lua_type(L, -1) != LUA_TSTRING)
-        return luaL_error(L, "worker.handle returned a %s, not a string", luaL_typename(L, -1));
-    return 1;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &serve_key); /* push serve */
+    lua_pushlstring(L, rv->p, rv->n);              /* push payload */
+    lua_call(L, 1, 2);                             /* push response, owed */
+    if (lua_type(L, -2) != LUA_TSTRING)
+        return luaL_error(L, "worker.serve returned a %s, not a string", luaL_typename(L, -2));
+    return 2;
+}
+
+/* [-0, +0] calls after() */
+static int l_call_after(lua_State *L)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &after_key); /* push after */
+    lua_call(L, 0, 0);
+    return 0;
 }
 
 static int wkc_init(struct wkcore *c, const struct zyg_cfg *cfg, struct pe_err *err)
@@ -135,6 +150,21 @@ static void wkc_idle(struct wkcore *c)
 {
     lua_gc(sbx_state(c->sbx), LUA_GCCOLLECT);
     malloc_trim(0);
+}
+
+/* The work a request left for after its answer (worker.after: the full collection of a large
+ * request), when serve() said it is owed. The serve loop calls it once the answer is written, so
+ * the host reads the answer meanwhile; same limits as a request. A failure (a limit) is not
+ * reported: nobody waits for it, and the next serve() starts from a usable state (it restarts a
+ * stopped collector and runs a collection still owed). */
+static void wkc_after(struct wkcore *c)
+{
+    struct pe_err e;
+    if (!c->after)
+        return;
+    c->after = 0;
+    lua_pushcfunction(sbx_state(c->sbx), l_call_after); /* push caller */
+    sbx_call(c->sbx, 0, 0, &e);
 }
 
 /* [-0, +0] math.randomseed(n1, n2) with the two integers passed */
@@ -224,9 +254,10 @@ static int wkc_handle(struct wkcore *c, const char *req, size_t len, char **resp
 
     *resp = NULL;
     *resp_len = 0;
-    lua_pushcfunction(L, l_call_handle); /* push caller */
-    lua_pushlightuserdata(L, &rv);       /* push request view */
-    rc = sbx_call(c->sbx, 1, 1, &e);
+    c->after = 0;
+    lua_pushcfunction(L, l_call_serve); /* push caller */
+    lua_pushlightuserdata(L, &rv);      /* push request view */
+    rc = sbx_call(c->sbx, 1, 2, &e);
     switch (rc) {
     case PE_OK:
         break;
@@ -237,15 +268,16 @@ static int wkc_handle(struct wkcore *c, const char *req, size_t len, char **resp
     default:
         return error_response("internal", e.msg, resp, resp_len);
     }
-    s = lua_tolstring(L, -1, &n);
+    c->after = lua_toboolean(L, -1);
+    s = lua_tolstring(L, -2, &n);
     *resp = malloc(n + 1);
     if (*resp == NULL) {
-        lua_pop(L, 1);
+        lua_pop(L, 2);
         return pe_err_set(err, PE_ENOMEM, "worker: out of memory for the response");
     }
     memcpy(*resp, s, n + 1);
     *resp_len = n;
-    lua_pop(L, 1); /* pop response */
+    lua_pop(L, 2); /* pop response, after */
     if (n > c->max_frame) {
         free(*resp);
         return error_response("result_too_large",
@@ -286,7 +318,9 @@ int wk_local_new(const struct zyg_cfg *cfg, struct wk_local **out, struct pe_err
 int wk_local_call(struct wk_local *w, const char *req, size_t len, char **resp, size_t *resp_len,
                   struct pe_err *err)
 {
-    return wkc_handle(&w->c, req, len, resp, resp_len, err);
+    int rc = wkc_handle(&w->c, req, len, resp, resp_len, err);
+    wkc_after(&w->c); /* in-process, nobody reads the answer meanwhile: as worker.handle does */
+    return rc;
 }
 
 void wk_local_free(struct wk_local *w)
@@ -441,6 +475,7 @@ static void worker_child(struct zstate *zs, int fd)
         if (ipc_send(fd, id, resp, resp_len, zs->core.max_frame, 0, NULL) != PE_OK)
             jail_exit(0);
         free(resp);
+        wkc_after(&zs->core); /* the answer is out: the collection it left runs now */
         dirty = zs->cfg.idle_trim_ms > 0;
     }
 }
@@ -682,8 +717,9 @@ static int zyg_open_exe(struct zyg *z, const char *path, struct pe_err *err)
     }
     z->exe_fd = open(path, O_RDONLY | O_CLOEXEC);
     if (z->exe_fd < 0)
-        return pe_err_sys(err, "zygote: cannot open the zygote program %s (make builds it next "
-                               "to vigild)",
+        return pe_err_sys(err,
+                          "zygote: cannot open the zygote program %s (make builds it next "
+                          "to vigild)",
                           path);
     if (z->exe_fd <= ZYG_EXEC_FD) { /* the spawn puts the control socket there */
         int hi = fcntl(z->exe_fd, F_DUPFD_CLOEXEC, ZYG_EXEC_FD + 1);

@@ -67,11 +67,11 @@ int zyg_start(const struct zyg_cfg *cfg, struct zyg **out, struct pe_err *err);
 
 /* Restarts the zygote if it died (zyg_spawn answered PE_EDEAD, or its control socket hung up).
  * Thread-safe, callable from any thread: the new zygote is a posix_spawn of the zygote program
- * opened by zyg_start (nothing forked from a multithreaded process), and outlives the calling thread (its death
- * is noticed by the hang-up of vigild's end, not by PR_SET_PDEATHSIG). Workers of the old
- * zygote live on (their host sockets are open). Returns PE_OK when it restarted a dead zygote
- * (err->msg says how the old one ended and the new pid: log it), PE_EAGAIN when the zygote is
- * alive (nothing done; another thread may have restarted it: retry the spawn), or the error of
+ * opened by zyg_start (nothing forked from a multithreaded process), and outlives the calling
+ * thread (its death is noticed by the hang-up of vigild's end, not by PR_SET_PDEATHSIG). Workers of
+ * the old zygote live on (their host sockets are open). Returns PE_OK when it restarted a dead
+ * zygote (err->msg says how the old one ended and the new pid: log it), PE_EAGAIN when the zygote
+ * is alive (nothing done; another thread may have restarted it: retry the spawn), or the error of
  * the restart (err->msg; the zygote stays dead, a later call tries again). Takes the time of a
  * zygote start-up (Lua runtime loaded: ~0.1-0.3 s); spawns wait meanwhile. */
 int zyg_revive(struct zyg *z, struct pe_err *err);
@@ -122,7 +122,9 @@ int zyg_main(void);
 
 /* ---- In-process variant for the CLI and tests: same dispatcher, no process, no jail. ----
  * wk_local_call takes and returns the same request/response payloads as wk_call; the sandbox
- * limits (memory cap, instruction budget, deadline) apply. Not thread-safe. */
+ * limits (memory cap, instruction budget, deadline) apply. A jailed worker runs the full
+ * collection a large request leaves (worker.after) after it has written the answer;
+ * wk_local_call runs it before it returns. Not thread-safe. */
 struct wk_local;
 int wk_local_new(const struct zyg_cfg *cfg, struct wk_local **out, struct pe_err *err);
 int wk_local_call(struct wk_local *w, const char *req, size_t len, char **resp, size_t *resp_len,

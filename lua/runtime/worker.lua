@@ -1,5 +1,6 @@
 -- worker: the op dispatcher of a worker process (docs/internals.md §2).
---   local handle = require "worker";  response_json = handle(request_json)
+--   local worker = require "worker";  response_json = worker.handle(request_json)
+--   (the C serve loop: response_json, owed = worker.serve(request_json); write it; worker.after())
 -- One Lua state per session: policies by pid, monitors by mid, and a bounded LRU of compiled
 -- policies (keyed by language and source) for the stateless `check`. Every answer is
 -- {"ok":true,"result":{...}} or {"ok":false,"error":{code,message,...}}. Sandbox limit errors
@@ -318,27 +319,49 @@ end
 -- trace, its normalised events, the models) stays reachable until the answer is encoded, so an
 -- incremental collection during the request only re-marks live data (11-20 % of a 10,000-event
 -- check in the worker). A request of GC_BIG bytes or more therefore runs with the collector
--- stopped, and ends with one full collection, when its data is garbage, if the heap has grown to
--- more than twice what the last such collection left (the pacing of Lua's default pause): a
--- session holding large monitor histories does not pay a full mark of them after every request.
--- Memory stays capped: when the sandbox allocator refuses a block at the session cap, Lua runs an
--- emergency full collection and retries before failing, stopped collector or not. A limit error
--- raised out of a request leaves the collector stopped; the next request restarts it first.
+-- stopped, and owes one full collection, when its data is garbage, if the heap has grown to more
+-- than twice what the last such collection left (the pacing of Lua's default pause): a session
+-- holding large monitor histories does not pay a full mark of them after every request.
+-- The collection runs after the answer is out: the C serve loop (core/worker.c) calls
+-- M.serve(payload) -> answer, owed, writes the answer, and then, when owed, M.after(), under the
+-- same sandbox limits: the host reads the answer while the worker collects (10-20 ms at 10,000
+-- events). The collector stays stopped while a collection is owed. M.handle(payload) -> answer is serve + after in one call (in-process callers: the CLI,
+-- specs, benchmarks). A collection still owed when a request comes (after never called) runs
+-- first. Memory stays capped: when the sandbox allocator refuses a block at the session cap, Lua
+-- runs an emergency full collection and retries before failing, stopped collector or not. A limit
+-- error raised out of a request leaves the collector stopped; the next request restarts it first.
 local GC_BIG = 64 * 1024
 local gc_base -- heap size (KiB) after the last full collection here, or a smaller heap seen since
+local gc_owed = false -- a large request left its full collection for M.after
 
-function M.handle(payload)
+-- Runs the full collection the last request left owed; true when it ran one.
+function M.after()
+  if not gc_owed then return false end
+  gc_owed = false
+  collectgarbage("restart")
+  collectgarbage()
+  gc_base = collectgarbage("count")
+  return true
+end
+
+-- serve(payload) -> answer, owed: owed is true when M.after has a collection to run
+function M.serve(payload)
   if not collectgarbage("isrunning") then collectgarbage("restart") end
-  if #payload < GC_BIG then return handle(payload) end
+  if gc_owed then M.after() end
+  if #payload < GC_BIG then return handle(payload), false end
   local now = collectgarbage("count")
   if gc_base == nil or now < gc_base then gc_base = now end
   collectgarbage("stop")
   local out = handle(payload)
-  collectgarbage("restart")
-  if collectgarbage("count") > 2 * gc_base then
-    collectgarbage()
-    gc_base = collectgarbage("count")
-  end
+  gc_owed = collectgarbage("count") > 2 * gc_base
+  if not gc_owed then collectgarbage("restart") end -- owed: stopped until after, nothing to mark
+  return out, gc_owed
+end
+
+-- handle(payload) -> answer, the collection included
+function M.handle(payload)
+  local out = M.serve(payload)
+  M.after()
   return out
 end
 

@@ -1,4 +1,6 @@
--- worker.lua: large requests run with the collector stopped and end with a full collection;
+-- worker.lua: large requests run with the collector stopped and owe a full collection, run by
+-- worker.after (the C loop calls it once the answer is written; worker.handle at once) or else
+-- at the next request;
 -- the answers are the same as for small requests, and the collector is always running again
 -- afterwards (also when a previous request left it stopped, as a limit error raised out of
 -- handle would).
@@ -60,6 +62,36 @@ describe("worker large requests", function()
       collectgarbage("stop")
       worker.handle(check(trace_json(2000)))
       assert.is_true(collectgarbage("isrunning"))
+   end)
+
+   it("serve leaves the full collection of a large request to worker.after, or to the next request", function()
+      local big = check(trace_json(20000))
+      collectgarbage()
+      local out, owed = worker.serve(big)
+      assert.is_true(owed, "a large request owes its collection")
+      assert.is_false(collectgarbage("isrunning"), "stopped while the collection is owed")
+      local heap = collectgarbage("count")
+      assert.is_true(worker.after())
+      assert.is_true(collectgarbage("count") < heap / 2, heap .. " KiB -> " .. collectgarbage("count"))
+      assert.is_false(worker.after(), "nothing owed twice")
+      assert.is_true(cjson.decode(out).ok)
+      -- after not called: the next request, small or large, runs the collection first
+      out, owed = worker.serve(big)
+      assert.is_true(owed)
+      heap = collectgarbage("count")
+      out, owed = worker.serve('{"op":"ping"}')
+      assert.is_false(owed)
+      assert.is_true(collectgarbage("count") < heap / 2, heap .. " KiB -> " .. collectgarbage("count"))
+      assert.is_false(worker.after())
+      assert.is_true(cjson.decode(out).ok)
+      assert.is_true(collectgarbage("isrunning"))
+      -- handle: the collection included, nothing owed afterwards
+      out = worker.handle(big)
+      assert.is_true(cjson.decode(out).ok)
+      assert.is_false(worker.after())
+      -- a small request owes nothing
+      out, owed = worker.serve(check(trace_json(10)))
+      assert.is_false(owed)
    end)
 
    it("answers a request that is not JSON with bad_request and no source position", function()
