@@ -32,6 +32,7 @@ struct config {
     long long ttl;
     long long ttl_max;
     long long idle_evict;
+    long long idle_trim_ms;
     long long max_sessions;
     long long deadline_ms;
     long long mem_limit;
@@ -73,6 +74,8 @@ static const struct opt opts[] = {
      "largest TTL a client may ask"},
     {"--idle-evict", "VIGIL_IDLE_EVICT", K_INT, O(idle_evict),
      "kill a session's worker after this many idle seconds (0: never)"},
+    {"--idle-trim-ms", "VIGIL_IDLE_TRIM_MS", K_INT, O(idle_trim_ms),
+     "a worker idle this long after a request gives its memory back (0: never)"},
     {"--max-sessions", "VIGIL_MAX_SESSIONS", K_INT, O(max_sessions), "sessions in total"},
     {"--deadline-ms", "VIGIL_DEADLINE_MS", K_INT, O(deadline_ms),
      "wall-clock deadline of one evaluation (ms)"},
@@ -267,6 +270,7 @@ int main(int argc, char **argv)
         .ttl = 3600,
         .ttl_max = 7 * 86400,
         .idle_evict = 300,
+        .idle_trim_ms = 500,
         .max_sessions = 10000,
         .deadline_ms = 10000,
         .mem_limit = 256LL << 20,
@@ -380,6 +384,7 @@ int main(int argc, char **argv)
     if (c.instr_budget > 0)
         zc.instr_budget = c.instr_budget;
     zc.deadline_ms = (int)c.deadline_ms;
+    zc.idle_trim_ms = c.idle_trim_ms > 3600000 ? 3600000 : (int)c.idle_trim_ms;
     if (zc.max_frame < (size_t)c.max_body + 4096)
         zc.max_frame = (size_t)c.max_body * 2 + 4096;
     if (zc.rlimit_as && zc.rlimit_as < zc.mem_limit + (512u << 20))

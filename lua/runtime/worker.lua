@@ -325,11 +325,12 @@ end
 -- The collection runs after the answer is out: the C serve loop (core/worker.c) calls
 -- M.serve(payload) -> answer, owed, writes the answer, and then, when owed, M.after(), under the
 -- same sandbox limits: the host reads the answer while the worker collects (10-20 ms at 10,000
--- events). The collector stays stopped while a collection is owed. M.handle(payload) -> answer is serve + after in one call (in-process callers: the CLI,
--- specs, benchmarks). A collection still owed when a request comes (after never called) runs
--- first. Memory stays capped: when the sandbox allocator refuses a block at the session cap, Lua
--- runs an emergency full collection and retries before failing, stopped collector or not. A limit
--- error raised out of a request leaves the collector stopped; the next request restarts it first.
+-- events). The collector stays stopped while a collection is owed. M.handle(payload) -> answer
+-- is serve + after in one call (in-process callers: the CLI, specs, benchmarks). A collection
+-- still owed when a request comes (after never called) runs first. Memory stays capped: when the
+-- sandbox allocator refuses a block at the session cap, Lua runs an emergency full collection and
+-- retries before failing, stopped collector or not. A limit error raised out of a request leaves
+-- the collector stopped; the next request restarts it first.
 local GC_BIG = 64 * 1024
 local gc_base -- heap size (KiB) after the last full collection here, or a smaller heap seen since
 local gc_owed = false -- a large request left its full collection for M.after

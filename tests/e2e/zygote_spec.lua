@@ -177,6 +177,32 @@ describe("the worker zygote", function()
    end)
 end)
 
+describe("vigild --idle-trim-ms 0", function()
+   local srv
+   setup(function()
+      srv = H.start { args = { "--enable-eval", "--idle-trim-ms", "0" } }
+   end)
+   teardown(function()
+      if srv then srv:stop() end
+   end)
+
+   it("leaves a worker's memory where its last request left it", function()
+      local function rss(pid)
+         return tonumber((H.slurp("/proc/" .. pid .. "/status") or ""):match("\nVmRSS:%s+(%d+)"))
+      end
+      local sid = srv:session()
+      local w = srv:worker_pid(sid)
+      srv:post("/v1/sessions/" .. sid .. "/eval", { code = "return 1" })
+      local r0 = rss(w)
+      local st = srv:post("/v1/sessions/" .. sid .. "/eval",
+         { code = "local t = {} for i = 1, 2500 do t[i] = string.rep('x', 10000) .. i end return #t" })
+      assert.equal(200, st)
+      H.sleep(1.5) -- three times the default trim delay
+      local r1 = rss(w)
+      assert.truthy(r0 and r1 and r1 > r0 + 10240, tostring(r0) .. " -> " .. tostring(r1))
+   end)
+end)
+
 describe("a worker whose jail fails (test hook VIGIL_TEST_JAIL_FAIL_STEP)", function()
    local srv
    setup(function()
