@@ -67,7 +67,9 @@ void zyg_cfg_init(struct zyg_cfg *cfg)
 struct wkcore {
     struct sbx *sbx;
     size_t max_frame;
-    int after; /* the last serve() owes an after() (the full collection of a large request) */
+    int after;    /* the last serve() owes an after() (the full collection of a large request) */
+    int stateful; /* it has served a request that keeps state (a session's); only such a worker
+                     gives its memory back when idle: the stateless pool stays warm */
 };
 
 static const char serve_key = 's'; /* registry: the serve function of require "worker" */
@@ -97,16 +99,17 @@ struct req_view {
     size_t n;
 };
 
-/* [-0, +2] calls serve(payload); leaves the response string and whether after() is owed */
+/* [-0, +3] calls serve(payload); leaves the response string, whether after() is owed and
+ * whether the worker now holds session state */
 static int l_call_serve(lua_State *L)
 {
     const struct req_view *rv = lua_touserdata(L, 1);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &serve_key); /* push serve */
     lua_pushlstring(L, rv->p, rv->n);              /* push payload */
-    lua_call(L, 1, 2);                             /* push response, owed */
-    if (lua_type(L, -2) != LUA_TSTRING)
-        return luaL_error(L, "worker.serve returned a %s, not a string", luaL_typename(L, -2));
-    return 2;
+    lua_call(L, 1, 3);                             /* push response, owed, stateful */
+    if (lua_type(L, -3) != LUA_TSTRING)
+        return luaL_error(L, "worker.serve returned a %s, not a string", luaL_typename(L, -3));
+    return 3;
 }
 
 /* [-0, +0] calls after() */
@@ -257,7 +260,7 @@ static int wkc_handle(struct wkcore *c, const char *req, size_t len, char **resp
     c->after = 0;
     lua_pushcfunction(L, l_call_serve); /* push caller */
     lua_pushlightuserdata(L, &rv);      /* push request view */
-    rc = sbx_call(c->sbx, 1, 2, &e);
+    rc = sbx_call(c->sbx, 1, 3, &e);
     switch (rc) {
     case PE_OK:
         break;
@@ -268,16 +271,17 @@ static int wkc_handle(struct wkcore *c, const char *req, size_t len, char **resp
     default:
         return error_response("internal", e.msg, resp, resp_len);
     }
-    c->after = lua_toboolean(L, -1);
-    s = lua_tolstring(L, -2, &n);
+    c->stateful |= lua_toboolean(L, -1);
+    c->after = lua_toboolean(L, -2);
+    s = lua_tolstring(L, -3, &n);
     *resp = malloc(n + 1);
     if (*resp == NULL) {
-        lua_pop(L, 2);
+        lua_pop(L, 3);
         return pe_err_set(err, PE_ENOMEM, "worker: out of memory for the response");
     }
     memcpy(*resp, s, n + 1);
     *resp_len = n;
-    lua_pop(L, 2); /* pop response, after */
+    lua_pop(L, 3); /* pop response, after, stateful */
     if (n > c->max_frame) {
         free(*resp);
         return error_response("result_too_large",
@@ -476,7 +480,7 @@ static void worker_child(struct zstate *zs, int fd)
             jail_exit(0);
         free(resp);
         wkc_after(&zs->core); /* the answer is out: the collection it left runs now */
-        dirty = zs->cfg.idle_trim_ms > 0;
+        dirty = zs->cfg.idle_trim_ms > 0 && zs->core.stateful;
     }
 }
 

@@ -36,9 +36,12 @@ struct zyg_cfg {
     int rlimit_nproc;        /* RLIMIT_NPROC, non-root uids only (default 0: no new process) */
     int prefork;             /* 1 (default): the zygote keeps one jailed worker forked ahead, so
                                 zyg_spawn only hands it over; 0: fork on demand */
-    int idle_trim_ms;        /* a worker that served a request and then waited this long for the
-                                next one runs a full Lua GC and malloc_trim(0) once, giving the
-                                memory of its last requests back (default 500; 0 = never) */
+    int idle_trim_ms;        /* a session's worker that served a request and then waited this
+                                long for the next one runs a full Lua GC and malloc_trim(0) once,
+                                giving the memory of its last requests back (default 500; 0 =
+                                never). A worker that only answered stateless requests (check,
+                                compile: the pool) keeps its memory: the next large check would
+                                pay 40-90 ms of page faults for it */
     int sanitizer_build;     /* informational: set by the build, not by callers */
     char jail_fail_step[16]; /* tests only: the jail step every worker fails (jail_cfg.fail_step;
                                 "" = none): exercises the failure report */

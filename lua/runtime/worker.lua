@@ -1,6 +1,7 @@
 -- worker: the op dispatcher of a worker process (docs/internals.md §2).
 --   local worker = require "worker";  response_json = worker.handle(request_json)
---   (the C serve loop: response_json, owed = worker.serve(request_json); write it; worker.after())
+--   (the C serve loop: response_json, owed, stateful = worker.serve(request_json); write it;
+--   worker.after(); stateful arms the idle trim, see M.serve)
 -- One Lua state per session: policies by pid, monitors by mid, and a bounded LRU of compiled
 -- policies (keyed by language and source) for the stateless `check`. Every answer is
 -- {"ok":true,"result":{...}} or {"ok":false,"error":{code,message,...}}. Sandbox limit errors
@@ -286,6 +287,10 @@ end
 
 -- ---------------------------------------------------------------- entry
 
+-- ops that leave no state in the worker (what the host's stateless pool sends)
+local STATELESS = { ping = true, check = true, compile = true }
+local stateful = false -- a request that keeps state (a session's) has been served
+
 local function handle(payload)
   local ok, req = pcall(decode, payload)
   if not ok then
@@ -297,6 +302,7 @@ local function handle(payload)
     return encode({ ok = false, error = { code = "bad_request", message = "request is not a JSON object" } })
   end
   local op = OPS[req.op]
+  if op and not STATELESS[req.op] then stateful = true end
   if not op then
     return encode({ ok = false, error = { code = "bad_request", message = "unknown op " .. tostring(req.op) } })
   end
@@ -323,7 +329,7 @@ end
 -- than twice what the last such collection left (the pacing of Lua's default pause): a session
 -- holding large monitor histories does not pay a full mark of them after every request.
 -- The collection runs after the answer is out: the C serve loop (core/worker.c) calls
--- M.serve(payload) -> answer, owed, writes the answer, and then, when owed, M.after(), under the
+-- M.serve(payload) -> answer, owed, stateful, writes the answer, and then, when owed, M.after(), under the
 -- same sandbox limits: the host reads the answer while the worker collects (10-20 ms at 10,000
 -- events). The collector stays stopped while a collection is owed. M.handle(payload) -> answer
 -- is serve + after in one call (in-process callers: the CLI, specs, benchmarks). A collection
@@ -345,18 +351,20 @@ function M.after()
   return true
 end
 
--- serve(payload) -> answer, owed: owed is true when M.after has a collection to run
+-- serve(payload) -> answer, owed, stateful: owed is true when M.after has a collection to run;
+-- stateful once the worker has served a request that keeps state (the C loop then gives the
+-- worker's memory back when it goes idle; the stateless pool stays warm)
 function M.serve(payload)
   if not collectgarbage("isrunning") then collectgarbage("restart") end
   if gc_owed then M.after() end
-  if #payload < GC_BIG then return handle(payload), false end
+  if #payload < GC_BIG then return handle(payload), false, stateful end
   local now = collectgarbage("count")
   if gc_base == nil or now < gc_base then gc_base = now end
   collectgarbage("stop")
   local out = handle(payload)
   gc_owed = collectgarbage("count") > 2 * gc_base
   if not gc_owed then collectgarbage("restart") end -- owed: stopped until after, nothing to mark
-  return out, gc_owed
+  return out, gc_owed, stateful
 end
 
 -- handle(payload) -> answer, the collection included

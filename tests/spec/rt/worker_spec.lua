@@ -104,4 +104,22 @@ describe("worker large requests", function()
          assert.is_nil(r.error.message:find("%.lua:%d"), r.error.message)
       end
    end)
+
+   it("says the worker is stateful once it served a request that keeps state (not before)", function()
+      package.loaded.worker = nil
+      local fresh = require "worker"
+      package.loaded.worker = worker
+      for _, req in ipairs { '{"op":"ping"}', check(trace_json(4)), check(trace_json(2000)),
+         '{"op":"compile","policy":' .. cjson.encode(POLICY) .. '}', '{"op":"nonsense"}' } do
+         local _, _, stateful = fresh.serve(req)
+         fresh.after()
+         assert.is_false(stateful, req:sub(1, 40))
+      end
+      local out, _, stateful = fresh.serve('{"op":"policy_put","pid":"p","language":"invariant","policy":'
+         .. cjson.encode(POLICY) .. '}')
+      assert.is_true(cjson.decode(out).ok)
+      assert.is_true(stateful)
+      _, _, stateful = fresh.serve('{"op":"ping"}')
+      assert.is_true(stateful, "stays stateful")
+   end)
 end)
