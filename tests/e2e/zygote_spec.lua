@@ -29,6 +29,11 @@ local function wait_for(pred, seconds)
    return pred()
 end
 
+-- VmRSS of pid in kB (nil if unreadable)
+local function rss(pid)
+   return tonumber((H.slurp("/proc/" .. pid .. "/status") or ""):match("\nVmRSS:%s+(%d+)"))
+end
+
 describe("the worker zygote", function()
    local srv
    setup(function()
@@ -78,9 +83,6 @@ describe("the worker zygote", function()
    it("leaves session workers that give their memory back when idle", function()
       if H.sh("ldd " .. H.quote(H.bin) .. " 2>/dev/null"):find("libasan", 1, true) then
          return pending("the sanitizer allocator keeps freed memory in quarantine")
-      end
-      local function rss(pid)
-         return tonumber((H.slurp("/proc/" .. pid .. "/status") or ""):match("\nVmRSS:%s+(%d+)"))
       end
       local sid = srv:session()
       local w = srv:worker_pid(sid)
@@ -187,9 +189,6 @@ describe("vigild --idle-trim-ms 0", function()
    end)
 
    it("leaves a worker's memory where its last request left it", function()
-      local function rss(pid)
-         return tonumber((H.slurp("/proc/" .. pid .. "/status") or ""):match("\nVmRSS:%s+(%d+)"))
-      end
       local sid = srv:session()
       local w = srv:worker_pid(sid)
       srv:post("/v1/sessions/" .. sid .. "/eval", { code = "return 1" })
