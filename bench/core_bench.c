@@ -1,6 +1,7 @@
 /* core_bench.c -- figures for the C core: session spawn latency (zygote -> jailed worker
  * ready), warm ping round trip, idle worker memory. Not part of `make all`:
- *   make build/bench/core_bench && ./build/bench/core_bench [spawns] [pings]
+ *   make build/bench/core_bench && ./build/bench/core_bench [spawns] [pings] [zygote program]
+ * (run from the repository root: the zygote program defaults to build/vigil-zygote)
  * Prints one "name: value" line per figure. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,7 @@ int main(int argc, char **argv)
     double t0;
 
     zyg_cfg_init(&cfg);
+    cfg.zygote_exe = argc > 3 ? argv[3] : "build/vigil-zygote";
     cfg.insecure_no_jail = insecure;
     t0 = now_us();
     if (zyg_start(&cfg, &z, &e) != PE_OK) {
