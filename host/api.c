@@ -766,11 +766,25 @@ static void h_compile(struct http_req *rq, struct http_resp *rs)
     json_t *req = json_pack("{s:s,s:s,s:s,s:b}", "op", "compile", "policy", src, "language", lang,
                             "emit_lua", json_is_true(emit));
     json_decref(b);
-    json_t *res;
-    json_t *r = call_ok_j(NULL, req, &res, rs);
-    if (!r)
+    json_t *r;
+    struct svc_err e;
+    int rc = svc_call(NULL, req, &r, &e);
+    json_t *diags = rc == SVC_EWORKER ? json_object_get(e.werr, "diagnostics") : NULL;
+    if (json_is_array(diags)) {
+        /* 422 {"ok": false, "diagnostics": [...], "error": {"code": "policy_invalid", ...}}: the
+         * compiler's answer and the error every route gives */
+        http_json(rs, api_werr_status(json_string_value(json_object_get(e.werr, "code"))),
+                  json_pack("{s:b,s:O,s:O}", "ok", 0, "diagnostics", diags, "error", e.werr));
+        svc_err_fini(&e);
         return;
-    json_t *out = json_deep_copy(res);
+    }
+    if (rc) {
+        svc_fail(rs, rc, &e, "", "");
+        return;
+    }
+    /* 200 {"ok": true, "valid": true, "rules": [...], "diagnostics": [], "lua"?} */
+    json_t *out = json_deep_copy(svc_result(r));
+    json_object_set_new(out, "ok", json_true());
     json_object_set_new(out, "valid", json_true());
     if (!json_object_get(out, "diagnostics"))
         json_object_set_new(out, "diagnostics", json_array());

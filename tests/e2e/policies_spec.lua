@@ -103,7 +103,7 @@ describe("stateless /v1/check and /v1/compile", function()
         expect = { status = 400, json = { error = { code = "trace_invalid", index = 1 } } } },
       { name = "compile lists the rules",
         request = { method = "POST", path = "/v1/compile", body = { policy = P.E1 } },
-        expect = { status = 200, json = { valid = true, diagnostics = H.EMPTY,
+        expect = { status = 200, json = { ok = true, valid = true, diagnostics = H.EMPTY,
            rules = { { index = 0, message = "user msg", line = 1 } } } } },
       { name = "compile can emit the generated Lua",
         request = { method = "POST", path = "/v1/compile", body = { policy = P.E1, emit_lua = true } },
@@ -111,8 +111,8 @@ describe("stateless /v1/check and /v1/compile", function()
            return type(s) == "string" and s:find("rule", 1, true) end } } },
       { name = "compile reports diagnostics of a bad policy",
         request = { method = "POST", path = "/v1/compile", body = { policy = 'raise "x" if:\n    (m: Mesage)' } },
-        expect = { status = 422, json = { error = { code = "policy_invalid",
-           diagnostics = { { line = 2, column = 6 } } } } } },
+        expect = { status = 422, json = { ok = false, diagnostics = { { line = 2, column = 6 } },
+           error = { code = "policy_invalid", diagnostics = { { line = 2, column = 6 } } } } } },
    })
 end)
 
