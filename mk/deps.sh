@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential pkg-config liblua5.4-dev lua5.4 lua-lpeg lua-lpeg-dev lua-cjson lua-cjson-dev \
 libmicrohttpd-dev libseccomp-dev libpcre2-dev libsqlite3-dev libjansson-dev lua-busted lua-check \
-curl perl"
+curl perl python3"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
