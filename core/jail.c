@@ -344,44 +344,33 @@ static int step_seccomp(const struct jail_cfg *cfg, struct pe_err *err)
     return PE_OK;
 }
 
+/* One step of jail_apply: the test knob may fail it (cfg->fail_step names it), then it runs;
+ * nothing more runs after a failure. */
+#define JAIL_STEP(name, call)                                                                      \
+    do {                                                                                           \
+        if (rc == PE_OK)                                                                           \
+            rc = injected(cfg, (name), err);                                                       \
+        if (rc == PE_OK)                                                                           \
+            rc = (call);                                                                           \
+    } while (0)
+
 int jail_apply(const struct jail_cfg *cfg, int *fd, struct pe_err *err)
 {
-    int rc;
-    rc = injected(cfg, "fds", err);
-    if (rc == PE_OK)
-        rc = step_fds(fd, err);
-    if (rc == PE_OK && !cfg->insecure && outer_uid != 0) {
-        rc = injected(cfg, "usermap", err);
-        if (rc == PE_OK)
-            rc = step_usermap(err);
-    }
-    if (rc == PE_OK && !cfg->insecure) {
-        rc = injected(cfg, "root", err);
-        if (rc == PE_OK)
-            rc = step_root(err);
-    }
-    if (rc == PE_OK)
-        rc = injected(cfg, "tz", err);
-    if (rc == PE_OK)
-        rc = step_tz(err);
-    if (rc == PE_OK)
-        rc = injected(cfg, "rlimits", err);
-    if (rc == PE_OK)
-        rc = step_rlimits(cfg, err);
-    if (rc == PE_OK)
-        rc = injected(cfg, "caps", err);
-    if (rc == PE_OK)
-        rc = step_caps(err);
-    if (rc == PE_OK)
-        rc = injected(cfg, "nnp", err);
-    if (rc == PE_OK)
-        rc = step_nnp(err);
-    if (rc == PE_OK)
-        rc = injected(cfg, "seccomp", err);
-    if (rc == PE_OK)
-        rc = step_seccomp(cfg, err);
+    int rc = PE_OK;
+    JAIL_STEP("fds", step_fds(fd, err));
+    if (!cfg->insecure && outer_uid != 0)
+        JAIL_STEP("usermap", step_usermap(err));
+    if (!cfg->insecure)
+        JAIL_STEP("root", step_root(err));
+    JAIL_STEP("tz", step_tz(err));
+    JAIL_STEP("rlimits", step_rlimits(cfg, err));
+    JAIL_STEP("caps", step_caps(err));
+    JAIL_STEP("nnp", step_nnp(err));
+    JAIL_STEP("seccomp", step_seccomp(cfg, err));
     return rc;
 }
+
+#undef JAIL_STEP
 
 void jail_exit(int status)
 {
