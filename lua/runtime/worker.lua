@@ -302,10 +302,10 @@ local function handle(payload)
     return encode({ ok = false, error = { code = "bad_request", message = "request is not a JSON object" } })
   end
   local op = OPS[req.op]
-  if op and not STATELESS[req.op] then stateful = true end
   if not op then
     return encode({ ok = false, error = { code = "bad_request", message = "unknown op " .. tostring(req.op) } })
   end
+  if not STATELESS[req.op] then stateful = true end
   local r = pack(pcall(op, req))
   if not r[1] then
     rethrow_limit(r[2])
@@ -329,8 +329,8 @@ end
 -- than twice what the last such collection left (the pacing of Lua's default pause): a session
 -- holding large monitor histories does not pay a full mark of them after every request.
 -- The collection runs after the answer is out: the C serve loop (core/worker.c) calls
--- M.serve(payload) -> answer, owed, stateful, writes the answer, and then, when owed, M.after(), under the
--- same sandbox limits: the host reads the answer while the worker collects (10-20 ms at 10,000
+-- M.serve(payload) -> answer, owed, stateful, writes the answer, and then, when owed,
+-- M.after(), under the same sandbox limits: the host reads the answer while the worker collects (10-20 ms at 10,000
 -- events). The collector stays stopped while a collection is owed. M.handle(payload) -> answer
 -- is serve + after in one call (in-process callers: the CLI, specs, benchmarks). A collection
 -- still owed when a request comes (after never called) runs first. Memory stays capped: when the
