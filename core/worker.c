@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "ipc.h"
+#include "path.h"
 #include "sandbox.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -707,16 +708,9 @@ static int zyg_open_exe(struct zyg *z, const char *path, struct pe_err *err)
     char buf[PATH_MAX];
     struct stat st;
     if (path == NULL) {
-        ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-        char *slash;
-        if (n < 0)
-            return pe_err_sys(err, "zygote: readlink /proc/self/exe");
-        buf[n] = '\0';
-        slash = strrchr(buf, '/');
-        if (slash == NULL || (size_t)(slash - buf) + 1 + sizeof ZYG_EXE_NAME > sizeof buf)
-            return pe_err_set(err, PE_ESYS, "zygote: cannot place %s next to %s", ZYG_EXE_NAME,
-                              buf);
-        memcpy(slash + 1, ZYG_EXE_NAME, sizeof ZYG_EXE_NAME);
+        if (path_beside_self(ZYG_EXE_NAME, buf, sizeof buf) < 0)
+            return pe_err_sys(err, "zygote: cannot place %s next to the running program",
+                              ZYG_EXE_NAME);
         path = buf;
     }
     z->exe_fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -4,6 +4,7 @@
  */
 #include "api.h"
 #include "http.h"
+#include "path.h"
 #include "session.h"
 #include "store.h"
 #include "util.h"
@@ -244,17 +245,9 @@ static char *load_openapi(const char *path, int is_default, size_t *len)
     if (doc || !is_default)
         return doc;
     /* Next to the binary: build/vigild → ../docs/openapi.json. */
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
+    char p[PATH_MAX];
+    if (path_beside_self("../docs/openapi.json", p, sizeof p) < 0)
         return NULL;
-    exe[n] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (!slash)
-        return NULL;
-    *slash = '\0';
-    char p[PATH_MAX + 32];
-    snprintf(p, sizeof p, "%s/../docs/openapi.json", exe);
     return read_file(p, len);
 }
 

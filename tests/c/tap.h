@@ -17,6 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "path.h"
+
 static int tap_n, tap_failed;
 
 __attribute__((format(printf, 2, 0))) static void tap_vline(int pass, const char *fmt, va_list ap)
@@ -90,16 +92,7 @@ __attribute__((unused)) static int done_testing(void)
 __attribute__((unused)) static const char *test_zygote_exe(void)
 {
     static char path[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 32);
-    char *slash;
-    if (n < 0)
-        return "vigil-zygote";
-    path[n] = '\0';
-    slash = strrchr(path, '/');
-    if (slash == NULL)
-        return "vigil-zygote";
-    memcpy(slash + 1, "../vigil-zygote", sizeof "../vigil-zygote");
-    return path;
+    return path_beside_self("../vigil-zygote", path, sizeof path) == 0 ? path : "vigil-zygote";
 }
 
 #endif
