@@ -1,8 +1,9 @@
 /* core_bench.c -- figures for the C core: session spawn latency (zygote -> jailed worker
  * ready), warm ping round trip, idle worker memory. Not part of `make all`:
  *   make build/bench/core_bench && ./build/bench/core_bench [spawns] [pings] [zygote program]
- * (run from the repository root: the zygote program defaults to build/vigil-zygote)
+ * (the zygote program defaults to the build's: ../vigil-zygote beside build/bench/core_bench)
  * Prints one "name: value" line per figure. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "path.h"
 #include "worker.h"
 
 static double now_us(void)
@@ -54,7 +56,10 @@ int main(int argc, char **argv)
     double t0;
 
     zyg_cfg_init(&cfg);
-    cfg.zygote_exe = argc > 3 ? argv[3] : "build/vigil-zygote";
+    char zexe[PATH_MAX];
+    cfg.zygote_exe = argc > 3                                                      ? argv[3]
+                     : path_beside_self("../vigil-zygote", zexe, sizeof zexe) == 0 ? zexe
+                                                                                   : NULL;
     cfg.insecure_no_jail = insecure;
     t0 = now_us();
     if (zyg_start(&cfg, &z, &e) != PE_OK) {
